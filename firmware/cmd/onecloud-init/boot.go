@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
+
+	"github.com/onecloud-edu/onecloud/firmware/cmdline"
+	"github.com/onecloud-edu/onecloud/firmware/modload"
+	"github.com/onecloud-edu/onecloud/firmware/netup"
+	"github.com/onecloud-edu/onecloud/firmware/supervise"
+	"github.com/onecloud-edu/onecloud/hw"
+	"github.com/onecloud-edu/onecloud/internal/release"
+	"github.com/onecloud-edu/onecloud/noded/localapi"
+)
+
+// ReadyLine is printed on the console once the box has an address and its
+// services answer. Tests and the boot benchmark wait for it.
+const ReadyLine = "onecloud: ready"
+
+// boot holds what the boot flow learns as it goes.
+type boot struct {
+	opts     cmdline.Options
+	cmdline  string
+	warnings []string
+	console  io.Writer
+	log      *slog.Logger
+	ring     *supervise.Ring
+
+	rel   release.Info
+	inv   hw.Inventory
+	notes []string // shown on the status screen
+}
+
+func (b *boot) run(ctx context.Context) error {
+	if err := b.mount(); err != nil {
+		return err
+	}
+	b.banner()
+	b.step("firmware started")
+	loaded := b.loadModules(ctx, "for the network and disks", modload.BootCritical, nil)
+	b.waitEntropy(ctx)
+	b.inventory()
+	b.setHostname(b.opts.Hostname)
+
+	supOpts := supervise.Options{StateFile: localapi.ServicesPath, Log: b.log}
+	if b.opts.LogLevel == "debug" {
+		supOpts.Console = b.console // every service line on the console, prefixed with its name
+	}
+	sup := supervise.New(supOpts)
+	if b.opts.Noded {
+		noded, err := exec.LookPath("noded")
+		if err != nil {
+			b.note("noded is not in this image: %v", err)
+		} else if err := sup.Start(ctx, supervise.Service{Name: "noded", Path: noded}); err != nil {
+			b.note("cannot start noded: %v", err)
+		}
+	}
+
+	nets := netup.New(b.netConfig(), netup.NClient{Timeout: b.opts.DHCPAttemptTimeout, Hostname: b.opts.Hostname},
+		netup.Kernel{SysDir: "/sys", ResolvConf: "/etc/resolv.conf"})
+	netDone := make(chan error, 1)
+	if b.opts.Network == "off" {
+		b.note("network is off (onecloud.net=off)")
+		close(netDone)
+	} else {
+		go func() { netDone <- nets.Run(ctx) }()
+	}
+	// The rest of the drivers (KVM, graphics, crypto) load while DHCP runs.
+	go b.loadModules(ctx, "for the other devices", nil, loaded)
+
+	b.watch(ctx, sup, nets)
+	<-netDone
+	sup.Wait()
+	return nil
+}
+
+// step prints a boot step with the time since the kernel started, which is
+// what a technician compares between two boxes.
+func (b *boot) step(format string, args ...any) {
+	fmt.Fprintf(b.console, "[%7.2fs] %s\n", uptime().Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (b *boot) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	b.notes = append(b.notes, msg)
+	b.log.Warn(msg)
+}
+
+// mount adds what u-root's init leaves out: a tmpfs on /run for sockets and
+// state that must not outlive the boot.
+func (b *boot) mount() error {
+	mounts, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return fmt.Errorf("read /proc/mounts (u-root's init should have mounted /proc): %w", err)
+	}
+	if !strings.Contains(string(mounts), " /run ") {
+		if err := os.MkdirAll("/run", 0o755); err != nil {
+			return fmt.Errorf("create /run: %w", err)
+		}
+		if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			return fmt.Errorf("mount tmpfs on /run: %w", err)
+		}
+	}
+	return os.MkdirAll(filepath.Dir(localapi.SocketPath), 0o755)
+}
+
+func (b *boot) banner() {
+	rel, err := release.Read("/")
+	if err != nil {
+		b.note("%v", err)
+	}
+	b.rel = rel
+	fmt.Fprintf(b.console, "\n"+
+		"   ___  _ __   ___  ___| | ___  _   _  __| |\n"+
+		"  / _ \\| '_ \\ / _ \\/ __| |/ _ \\| | | |/ _` |\n"+
+		" | (_) | | | |  __/ (__| | (_) | |_| | (_| |\n"+
+		"  \\___/|_| |_|\\___|\\___|_|\\___/ \\__,_|\\__,_|\n\n"+
+		" %s %s  commit %s  kernel %s\n\n", rel.Product, rel.Version, rel.Commit, kernelRelease())
+}
+
+// loadModules loads the drivers that the devices ask for, those chosen by
+// want (nil: all), and returns every module now in the kernel.
+func (b *boot) loadModules(ctx context.Context, what string, want func(string) bool, loaded []string) []string {
+	dir := filepath.Join("/lib/modules", kernelRelease())
+	ix, err := modload.ReadIndex(dir)
+	if err != nil {
+		if want != nil { // say it once
+			b.note("kernel modules: %v", err)
+		}
+		return loaded
+	}
+	c := modload.Coldplug{
+		Index: ix, Inserter: modload.Kernel{}, SysDir: "/sys", Cmdline: b.cmdline,
+		Skip: b.opts.ModulesSkip, Extra: b.opts.ModulesLoad, Want: want, Loaded: loaded, Log: b.log,
+	}
+	if want == nil {
+		c.Extra = nil // loaded in the first pass
+	}
+	r := c.Run(ctx)
+	b.step("modules %s: %d loaded (%s)", what, len(r.Loaded), strings.Join(r.Loaded, " "))
+	for m, why := range r.Failed {
+		b.note("module %s not loaded: %s", m, why)
+	}
+	return append(loaded, r.Loaded...)
+}
+
+// waitEntropy waits until the kernel's random number generator is seeded.
+// DHCP transaction ids (and later TLS keys) need it; a box with no hardware
+// RNG (no RDRAND, no TPM, no virtio-rng) can take long, and without this
+// step the wait would look like a silent DHCP server.
+func (b *boot) waitEntropy(ctx context.Context) {
+	buf := make([]byte, 1)
+	if _, err := unix.Getrandom(buf, unix.GRND_NONBLOCK); err == nil {
+		return
+	}
+	start := time.Now()
+	b.step("waiting for the kernel's random number generator (no hardware RNG found)")
+	done := make(chan struct{})
+	go func() {
+		unix.Getrandom(buf, 0)
+		close(done)
+	}()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			b.step("random number generator ready after %s", time.Since(start).Round(100*time.Millisecond))
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.step("still waiting for entropy (%s); a TPM, RDRAND or virtio-rng avoids this", time.Since(start).Round(time.Second))
+		}
+	}
+}
+
+func (b *boot) inventory() {
+	inv, err := hw.Collect("/")
+	if err != nil {
+		b.log.Warn("hardware inventory incomplete", "err", err)
+	}
+	if inv.TPM.Present {
+		if id, err := tpmManufacturer(); err != nil {
+			b.note("TPM present but not answering: %v", err)
+		} else {
+			inv.SetTPMManufacturer(id)
+		}
+	}
+	b.inv = inv
+	b.step("hardware: %s", inv.Summary())
+	if err := inv.Table(b.console); err != nil {
+		b.log.Warn("printing inventory", "err", err)
+	}
+	data, err := json.MarshalIndent(inv, "", "  ")
+	if err == nil {
+		err = os.WriteFile(localapi.InventoryPath, data, 0o600)
+	}
+	if err != nil {
+		b.note("cannot save inventory for noded: %v", err)
+	}
+}
+
+func tpmManufacturer() (string, error) {
+	var lastErr error
+	for _, dev := range []string{"/dev/tpmrm0", "/dev/tpm0"} {
+		t, err := linuxtpm.Open(dev)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		defer t.Close()
+		return hw.TPMManufacturer(t)
+	}
+	return "", lastErr
+}
+
+// setHostname sets the given name, or when empty derives one from the
+// first NIC's MAC so that every box has a distinct name from the start.
+func (b *boot) setHostname(name string) {
+	if name == "" {
+		name = "onecloud"
+		for _, n := range b.inv.NICs {
+			if n.MAC != "" {
+				name = "oc-" + strings.ReplaceAll(n.MAC, ":", "")
+				break
+			}
+		}
+	}
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		b.note("cannot set host name %q: %v", name, err)
+	}
+}
+
+func (b *boot) netConfig() netup.Config {
+	static := map[string]netup.Lease{}
+	for _, s := range b.opts.Static {
+		static[s.Iface] = netup.Lease{Addr: s.Addr, Gateway: s.Gateway, DNS: s.DNS}
+	}
+	return netup.Config{
+		Only:           b.opts.Ifaces,
+		Static:         static,
+		AttemptTimeout: b.opts.DHCPAttemptTimeout,
+		Backoff:        netup.Backoff{Min: b.opts.BackoffMin, Max: b.opts.BackoffMax, Rand: rand.Int64N},
+		FirstJitter:    500 * time.Millisecond,
+		Log:            b.log,
+	}
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// uptime is the time since the kernel started, from /proc/uptime.
+func uptime() time.Duration {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0
+	}
+	var secs float64
+	if _, err := fmt.Sscanf(string(b), "%f", &secs); err != nil {
+		return 0
+	}
+	return time.Duration(secs * float64(time.Second))
+}

@@ -1,0 +1,114 @@
+package cmdline
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		line string
+		edit func(*Options) // applied to Defaults() to get the wanted options
+		warn []string       // substrings, one per expected warning, in order
+	}{
+		{name: "empty", line: "", edit: func(*Options) {}},
+		{
+			name: "foreign options ignored",
+			line: "console=ttyS0,115200 quiet uroot.uinitargs=\"-v\" BOOT_IMAGE=/vmlinuz",
+			edit: func(*Options) {},
+		},
+		{
+			name: "all options",
+			line: "console=ttyS0 onecloud.hostname=lab-01 onecloud.net=dhcp onecloud.ifaces=eth1,eth2 " +
+				"onecloud.dhcp.timeout=2s onecloud.dhcp.backoff=500ms,30s onecloud.modules.skip=bochs " +
+				"onecloud.modules.load=tun,bridge onecloud.noded=0 onecloud.loglevel=debug " +
+				"onecloud.ip=eth0:10.1.2.3/24:10.1.2.1:10.1.2.53,10.1.2.54",
+			edit: func(o *Options) {
+				o.Hostname = "lab-01"
+				o.Ifaces = []string{"eth1", "eth2"}
+				o.DHCPAttemptTimeout = 2 * time.Second
+				o.BackoffMin, o.BackoffMax = 500*time.Millisecond, 30*time.Second
+				o.ModulesSkip = []string{"bochs"}
+				o.ModulesLoad = []string{"tun", "bridge"}
+				o.Noded = false
+				o.LogLevel = "debug"
+				o.Static = []StaticAddr{{
+					Iface:   "eth0",
+					Addr:    netip.MustParsePrefix("10.1.2.3/24"),
+					Gateway: netip.MustParseAddr("10.1.2.1"),
+					DNS:     []netip.Addr{netip.MustParseAddr("10.1.2.53"), netip.MustParseAddr("10.1.2.54")},
+				}}
+			},
+		},
+		{
+			name: "static without gateway",
+			line: "onecloud.ip=eth1:192.168.7.9/16",
+			edit: func(o *Options) {
+				o.Static = []StaticAddr{{Iface: "eth1", Addr: netip.MustParsePrefix("192.168.7.9/16")}}
+			},
+		},
+		{
+			name: "quoted value",
+			line: `onecloud.hostname="room-3"`,
+			edit: func(o *Options) { o.Hostname = "room-3" },
+		},
+		{
+			name: "bad values keep defaults and warn",
+			line: "onecloud.net=maybe onecloud.dhcp.timeout=-3s onecloud.dhcp.backoff=10s,1s " +
+				"onecloud.hostname=bad_name onecloud.ip=eth0:10.0.0.1 onecloud.ip=eth0:10.0.0.1/24:10.9.9.9 " +
+				"onecloud.noded=perhaps onecloud.loglevel=loud onecloud.colour=blue",
+			edit: func(*Options) {},
+			warn: []string{
+				`onecloud.net="maybe"`,
+				`onecloud.dhcp.timeout="-3s": want a positive duration`,
+				`MAX 1s is below MIN 10s`,
+				`onecloud.hostname="bad_name": character '_'`,
+				`address "10.0.0.1" is not an IPv4 ADDR/PREFIX`,
+				`gateway 10.9.9.9 is outside 10.0.0.0/24`,
+				`onecloud.noded="perhaps"`,
+				`onecloud.loglevel="loud"`,
+				`unknown option onecloud.colour`,
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := Defaults()
+			tc.edit(&want)
+			got, warn := Parse(tc.line)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Parse options\n got %+v\nwant %+v", got, want)
+			}
+			if len(warn) != len(tc.warn) {
+				t.Fatalf("Parse warnings = %q, want %d of them", warn, len(tc.warn))
+			}
+			for i := range warn {
+				if !strings.Contains(warn[i], tc.warn[i]) {
+					t.Errorf("warning %d = %q, want it to contain %q", i, warn[i], tc.warn[i])
+				}
+			}
+		})
+	}
+}
+
+func TestFields(t *testing.T) {
+	got := fields(" a  b=\"c d\"\te\n")
+	want := []string{"a", "b=c d", "e"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("fields = %q, want %q", got, want)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("onecloud.ip=eth0:10.1.2.3/24:10.1.2.1:1.1.1.1 onecloud.dhcp.backoff=1s,2s")
+	f.Add(`onecloud.hostname="x y" onecloud.net=off`)
+	f.Fuzz(func(t *testing.T, line string) {
+		o, _ := Parse(line)
+		if o.BackoffMin <= 0 || o.BackoffMax < o.BackoffMin || o.DHCPAttemptTimeout <= 0 {
+			t.Fatalf("Parse(%q) gave unusable timings %+v", line, o)
+		}
+	})
+}

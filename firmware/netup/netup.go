@@ -1,0 +1,418 @@
+// Package netup brings the box onto the network.
+//
+// Every physical NIC is brought up; each one that has (or later gets) a
+// carrier asks DHCP, retrying with jittered exponential backoff for as long as
+// the box runs, and keeps its lease renewed. An address given on the kernel
+// command line replaces DHCP on its NIC. The Manager publishes each NIC's
+// state for the status screen: a box without network says so plainly and
+// keeps trying; nothing here ends the boot.
+package netup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Phase is where a NIC is in getting an address.
+type Phase string
+
+// Phases, in the order a healthy NIC passes them.
+const (
+	PhaseNoCarrier   Phase = "no-carrier"  // cable out, switch port down, or link still negotiating
+	PhaseDiscovering Phase = "discovering" // asking DHCP, no answer yet
+	PhaseBound       Phase = "bound"       // has a DHCP lease
+	PhaseStatic      Phase = "static"      // address from onecloud.ip=
+	PhaseError       Phase = "error"       // cannot configure the NIC at all
+)
+
+// Lease is what a DHCP server granted.
+type Lease struct {
+	Addr     netip.Prefix
+	Gateway  netip.Addr // zero when the server gave no router
+	DNS      []netip.Addr
+	Domain   string
+	Hostname string
+	Server   netip.Addr
+	// Duration is the lease time; Renew (T1) and Rebind (T2) count from the
+	// moment it was granted.
+	Duration, Renew, Rebind time.Duration
+	// Opaque is the client's own record of the exchange, kept for renewals.
+	Opaque any
+}
+
+// Link is a network interface as the host sees it.
+type Link struct {
+	Name     string
+	MAC      string
+	Physical bool // backed by a device (not lo, not a bridge or tunnel)
+}
+
+// NIC is one interface's published state.
+type NIC struct {
+	Name      string
+	MAC       string
+	Carrier   bool
+	Phase     Phase
+	Attempt   int       // failed DHCP attempts since the last success
+	NextTry   time.Time // when discovering: the next attempt
+	LastError string
+	Lease     *Lease // when bound or static
+	BoundAt   time.Time
+}
+
+// DHCP performs one exchange at a time; the Manager owns retries and timing.
+type DHCP interface {
+	// Acquire runs one DISCOVER..ACK exchange on iface. want, if valid, asks
+	// for the address held before (after a cable was pulled and put back).
+	Acquire(ctx context.Context, iface string, want netip.Addr) (Lease, error)
+	// Renew extends a lease with its server.
+	Renew(ctx context.Context, iface string, l Lease) (Lease, error)
+}
+
+// Host changes the kernel's network configuration.
+type Host interface {
+	Links() ([]Link, error)
+	Up(name string) error
+	Carrier(name string) (bool, error)
+	// Apply sets the lease's address (dropping other IPv4 addresses of the
+	// NIC), its default route with the given metric, and its resolvers.
+	Apply(name string, l Lease, metric int) error
+	// Remove drops a lease's address and routes when it expired.
+	Remove(name string, l Lease) error
+}
+
+// Config says which NICs to handle and how.
+type Config struct {
+	// Only, when not empty, restricts DHCP to these interfaces.
+	Only []string
+	// Static addresses by interface name; those NICs do no DHCP.
+	Static map[string]Lease
+	// AttemptTimeout bounds one DHCP exchange.
+	AttemptTimeout time.Duration
+	Backoff        Backoff
+	// FirstJitter is the upper bound of a random wait before the very first
+	// DISCOVER, so that boxes powered on together do not ask together.
+	FirstJitter time.Duration
+	// Poll is how often carrier is checked.
+	Poll time.Duration
+	Log  *slog.Logger
+}
+
+// Manager runs the NICs.
+type Manager struct {
+	cfg     Config
+	dhcp    DHCP
+	host    Host
+	mu      sync.Mutex
+	nics    map[string]*NIC
+	changed chan struct{}
+}
+
+// New returns a Manager; call Run to start it.
+func New(cfg Config, dhcp DHCP, host Host) *Manager {
+	if cfg.Poll <= 0 {
+		cfg.Poll = 500 * time.Millisecond
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 4 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{cfg: cfg, dhcp: dhcp, host: host, nics: map[string]*NIC{}, changed: make(chan struct{}, 1)}
+}
+
+// Changed receives a value (coalesced) whenever a NIC's state changes.
+func (m *Manager) Changed() <-chan struct{} { return m.changed }
+
+// NICs returns every handled NIC's state, sorted by name.
+func (m *Manager) NICs() []NIC {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]NIC, 0, len(m.nics))
+	for _, n := range m.nics {
+		c := *n
+		if n.Lease != nil {
+			l := *n.Lease
+			c.Lease = &l
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b NIC) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Run brings up every physical NIC and handles each until ctx ends. It
+// returns an error only when the NICs cannot even be listed.
+func (m *Manager) Run(ctx context.Context) error {
+	links, err := m.host.Links()
+	if err != nil {
+		return fmt.Errorf("list network interfaces: %w", err)
+	}
+	var wg sync.WaitGroup
+	metric := 100
+	for _, l := range links {
+		if !l.Physical {
+			continue
+		}
+		static, isStatic := m.cfg.Static[l.Name]
+		if !isStatic && len(m.cfg.Only) > 0 && !slices.Contains(m.cfg.Only, l.Name) {
+			continue
+		}
+		n := &NIC{Name: l.Name, MAC: l.MAC, Phase: PhaseNoCarrier}
+		m.mu.Lock()
+		m.nics[l.Name] = n
+		m.mu.Unlock()
+		if err := m.host.Up(l.Name); err != nil {
+			m.update(l.Name, func(n *NIC) { n.Phase, n.LastError = PhaseError, fmt.Sprintf("cannot bring the link up: %v", err) })
+			m.cfg.Log.Error("cannot bring NIC up", "nic", l.Name, "err", err)
+			continue
+		}
+		wg.Add(1)
+		go func(name string, metric int) {
+			defer wg.Done()
+			if isStatic {
+				m.runStatic(ctx, name, static, metric)
+				return
+			}
+			m.runDHCP(ctx, name, metric)
+		}(l.Name, metric)
+		metric++
+	}
+	m.notify()
+	wg.Wait()
+	return nil
+}
+
+func (m *Manager) update(name string, fn func(*NIC)) {
+	m.mu.Lock()
+	fn(m.nics[name])
+	m.mu.Unlock()
+	m.notify()
+}
+
+func (m *Manager) notify() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) runStatic(ctx context.Context, name string, l Lease, metric int) {
+	for {
+		err := m.host.Apply(name, l, metric)
+		if err == nil {
+			m.cfg.Log.Info("static address set", "nic", name, "addr", l.Addr, "gateway", l.Gateway)
+			m.update(name, func(n *NIC) { n.Phase, n.Lease, n.BoundAt, n.LastError = PhaseStatic, &l, time.Now(), "" })
+			break
+		}
+		m.update(name, func(n *NIC) { n.Phase, n.LastError = PhaseError, err.Error() })
+		m.cfg.Log.Error("cannot set static address; retrying", "nic", name, "err", err)
+		if !sleep(ctx, m.cfg.Backoff.Max) {
+			return
+		}
+	}
+	// Keep the carrier shown current.
+	for {
+		m.refreshCarrier(name)
+		if !sleep(ctx, m.cfg.Poll) {
+			return
+		}
+	}
+}
+
+func (m *Manager) refreshCarrier(name string) bool {
+	c, err := m.host.Carrier(name)
+	if err != nil {
+		c = false
+	}
+	m.mu.Lock()
+	n := m.nics[name]
+	changed := n.Carrier != c
+	n.Carrier = c
+	m.mu.Unlock()
+	if changed {
+		m.notify()
+	}
+	return c
+}
+
+// runDHCP is one NIC's life: wait for carrier, acquire, renew, and start
+// over when the lease is lost.
+func (m *Manager) runDHCP(ctx context.Context, name string, metric int) {
+	log := m.cfg.Log.With("nic", name)
+	first := true
+	var held netip.Addr // the address of the last lease, asked for again
+	for ctx.Err() == nil {
+		if !m.waitCarrier(ctx, name) {
+			return
+		}
+		if first && m.cfg.FirstJitter > 0 {
+			first = false
+			if !sleep(ctx, time.Duration(m.cfg.Backoff.Rand(int64(m.cfg.FirstJitter)))) {
+				return
+			}
+		}
+		lease, ok := m.acquire(ctx, name, held, log)
+		if !ok {
+			continue // carrier lost or ctx done
+		}
+		if err := m.host.Apply(name, lease, metric); err != nil {
+			log.Error("cannot apply DHCP lease; asking again", "err", err)
+			m.update(name, func(n *NIC) { n.LastError = fmt.Sprintf("cannot apply lease %s: %v", lease.Addr, err) })
+			if !sleep(ctx, m.cfg.Backoff.Delay(1)) {
+				return
+			}
+			continue
+		}
+		held = lease.Addr.Addr()
+		log.Info("DHCP lease bound", "addr", lease.Addr, "gateway", lease.Gateway, "server", lease.Server, "lease", lease.Duration)
+		m.update(name, func(n *NIC) {
+			n.Phase, n.Lease, n.BoundAt, n.Attempt, n.LastError, n.NextTry = PhaseBound, &lease, time.Now(), 0, "", time.Time{}
+		})
+		m.keep(ctx, name, lease, metric, log)
+	}
+}
+
+// waitCarrier returns when the NIC has carrier (true) or ctx ends (false).
+func (m *Manager) waitCarrier(ctx context.Context, name string) bool {
+	for {
+		if m.refreshCarrier(name) {
+			return true
+		}
+		m.update(name, func(n *NIC) {
+			if n.Phase != PhaseNoCarrier {
+				n.Phase = PhaseNoCarrier
+			}
+		})
+		if !sleep(ctx, m.cfg.Poll) {
+			return false
+		}
+	}
+}
+
+// acquire retries DHCP with backoff until it gets a lease. It gives up (false)
+// when the carrier goes or ctx ends.
+func (m *Manager) acquire(ctx context.Context, name string, want netip.Addr, log *slog.Logger) (Lease, bool) {
+	for {
+		m.update(name, func(n *NIC) { n.Phase, n.NextTry = PhaseDiscovering, time.Time{} })
+		actx, cancel := context.WithTimeout(ctx, 2*m.cfg.AttemptTimeout)
+		lease, err := m.dhcp.Acquire(actx, name, want)
+		cancel()
+		if err == nil {
+			return lease, true
+		}
+		if ctx.Err() != nil {
+			return Lease{}, false
+		}
+		var attempt int
+		m.mu.Lock()
+		m.nics[name].Attempt++
+		attempt = m.nics[name].Attempt
+		m.mu.Unlock()
+		wait := m.cfg.Backoff.Delay(attempt)
+		msg := describe(err)
+		log.Warn("no DHCP lease yet; retrying", "attempt", attempt, "retry_in", wait.Round(100*time.Millisecond), "err", msg)
+		m.update(name, func(n *NIC) { n.LastError, n.NextTry = msg, time.Now().Add(wait) })
+		if !m.sleepWithCarrier(ctx, name, wait) {
+			return Lease{}, false
+		}
+	}
+}
+
+// keep renews the lease at T1 and retries until it expires; it returns when
+// the lease is gone (expired, or carrier lost) or ctx ends.
+func (m *Manager) keep(ctx context.Context, name string, l Lease, metric int, log *slog.Logger) {
+	granted := time.Now()
+	renewAt := granted.Add(l.Renew)
+	for {
+		if !m.sleepWithCarrier(ctx, name, time.Until(renewAt)) {
+			// Carrier lost: keep the address (a cable pulled for a second must
+			// not cut the box off) and confirm the lease when it returns.
+			if ctx.Err() == nil {
+				log.Warn("carrier lost; will confirm the lease when it returns")
+			}
+			return
+		}
+		actx, cancel := context.WithTimeout(ctx, 2*m.cfg.AttemptTimeout)
+		nl, err := m.dhcp.Renew(actx, name, l)
+		cancel()
+		if err == nil {
+			if err := m.host.Apply(name, nl, metric); err != nil {
+				log.Error("cannot apply renewed lease", "err", err)
+			}
+			l, granted = nl, time.Now()
+			renewAt = granted.Add(l.Renew)
+			m.update(name, func(n *NIC) { n.Lease, n.BoundAt, n.LastError = &nl, granted, "" })
+			log.Debug("lease renewed", "addr", l.Addr, "lease", l.Duration)
+			continue
+		}
+		expiry := granted.Add(l.Duration)
+		if time.Now().After(expiry) {
+			log.Warn("lease expired; dropping the address", "addr", l.Addr)
+			if err := m.host.Remove(name, l); err != nil {
+				log.Error("cannot remove expired address", "err", err)
+			}
+			m.update(name, func(n *NIC) { n.Phase, n.Lease, n.LastError = PhaseDiscovering, nil, "lease expired" })
+			return
+		}
+		// Retry at half the remaining time, as RFC 2131 suggests, but not
+		// more often than every few seconds.
+		renewAt = time.Now().Add(max(time.Until(expiry)/2, m.cfg.Backoff.Min))
+		m.update(name, func(n *NIC) { n.LastError = "renewal failed: " + describe(err) })
+	}
+}
+
+// sleepWithCarrier waits d, checking carrier; false if carrier went or ctx ended.
+func (m *Manager) sleepWithCarrier(ctx context.Context, name string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return true
+		}
+		if !sleep(ctx, min(left, m.cfg.Poll)) {
+			return false
+		}
+		if !m.refreshCarrier(name) {
+			m.update(name, func(n *NIC) { n.Phase = PhaseNoCarrier })
+			return false
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// describe turns a DHCP error into words for the status screen.
+func describe(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer from any DHCP server"
+	}
+	return err.Error()
+}

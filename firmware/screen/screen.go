@@ -1,0 +1,276 @@
+// Package screen draws the firmware's one-screen status: what the box is,
+// whether it is on the network and what it is running.
+//
+// Render is a pure function from a State to text, so every line can be
+// checked in tests against golden files. It fits 80x24 and uses plain ASCII,
+// because the first thing a technician connects is often a serial cable to a
+// VT100-class terminal. (The full console menu, in Chinese and English,
+// replaces it with the console issue.)
+package screen
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/onecloud-edu/onecloud/firmware/netup"
+	"github.com/onecloud-edu/onecloud/hw"
+	"github.com/onecloud-edu/onecloud/internal/release"
+	"github.com/onecloud-edu/onecloud/noded/localapi"
+)
+
+// Width is the screen width the status is drawn for.
+const Width = 80
+
+// State is everything the status screen shows.
+type State struct {
+	Now       time.Time
+	Release   release.Info
+	Hostname  string
+	Uptime    time.Duration
+	Inventory *hw.Inventory
+	NICs      []netup.NIC
+	Services  []localapi.Service
+	// Noded says whether noded answered; when not, why.
+	NodedErr string
+	// Notes are short lines worth a technician's eye (failed modules,
+	// unknown command-line options, inventory problems).
+	Notes []string
+}
+
+// Render writes the status screen.
+func Render(w io.Writer, s State) error {
+	var b strings.Builder
+	rule := strings.Repeat("=", Width) + "\n"
+	thin := strings.Repeat("-", Width) + "\n"
+
+	b.WriteString(rule)
+	line(&b, fmt.Sprintf(" %s %s", s.Release.Product, s.Release.Version), "commit "+shortCommit(s.Release.Commit))
+	line(&b, " host "+orDash(s.Hostname), "up "+s.Uptime.Round(time.Second).String())
+	if inv := s.Inventory; inv != nil {
+		fmt.Fprintf(&b, " %s\n", clip(inv.Summary(), Width-1))
+		fmt.Fprintf(&b, " serial %s  uuid %s\n", orDash(inv.DMI.Serial), orDash(inv.DMI.UUID))
+	}
+	b.WriteString(thin)
+
+	fmt.Fprintf(&b, " Network: %s\n", headline(s.NICs))
+	for _, n := range s.NICs {
+		fmt.Fprintf(&b, "   %-8s %-17s %-7s %s\n", clip(n.Name, 8), n.MAC, clip(driver(s.Inventory, n.Name), 7), clip(nicState(n, s.Now), Width-38))
+		if n.Phase == netup.PhaseError {
+			fmt.Fprintf(&b, "     %s\n", clip(n.LastError, Width-5))
+		}
+	}
+	if len(s.NICs) == 0 {
+		b.WriteString("   no network interface found: check the NIC and its driver (onecloud.modules.load=)\n")
+	}
+	b.WriteString(thin)
+
+	if s.Inventory != nil {
+		for _, d := range s.Inventory.Disks {
+			fmt.Fprintf(&b, "   disk %-8s %9s %s\n", clip(d.Name, 8), size(d.SizeBytes), clip(diskKind(d), Width-26))
+		}
+		if len(s.Inventory.Disks) == 0 {
+			b.WriteString("   no disk (diskless terminal)\n")
+		}
+		b.WriteString("   " + clip(tpmLine(s.Inventory.TPM), Width-3) + "\n")
+	}
+
+	var parts []string
+	for _, sv := range s.Services {
+		p := fmt.Sprintf("%s %s", sv.Name, sv.State)
+		if sv.Restarts > 0 {
+			p += fmt.Sprintf(" (%d restarts)", sv.Restarts)
+		}
+		parts = append(parts, p)
+	}
+	if s.NodedErr != "" {
+		parts = append(parts, "status API "+s.NodedErr)
+	}
+	services := strings.Join(parts, ", ")
+	if services == "" {
+		services = "none"
+	}
+	fmt.Fprintf(&b, " Services: %s\n", clip(services, Width-11))
+	for _, n := range s.Notes {
+		fmt.Fprintf(&b, " ! %s\n", clip(n, Width-3))
+	}
+	b.WriteString(rule)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Online reports whether any NIC has an address: the box is on the network.
+func Online(nics []netup.NIC) bool {
+	for _, n := range nics {
+		if n.Lease != nil && (n.Phase == netup.PhaseBound || n.Phase == netup.PhaseStatic) {
+			return true
+		}
+	}
+	return false
+}
+
+// headline is the one line that says whether the box is on the network.
+func headline(nics []netup.NIC) string {
+	var addrs []string
+	for _, n := range nics {
+		if n.Lease != nil && (n.Phase == netup.PhaseBound || n.Phase == netup.PhaseStatic) {
+			addrs = append(addrs, fmt.Sprintf("%s on %s", n.Lease.Addr, n.Name))
+		}
+	}
+	if len(addrs) > 0 {
+		return "connected, " + strings.Join(addrs, ", ")
+	}
+	carrier := 0
+	for _, n := range nics {
+		if n.Carrier {
+			carrier++
+		}
+	}
+	switch {
+	case len(nics) == 0:
+		return "NOT CONNECTED: no network interface"
+	case carrier == 0:
+		return "NOT CONNECTED: no link on any NIC (check the cable and switch port)"
+	default:
+		return "NOT CONNECTED: no DHCP answer yet, still trying"
+	}
+}
+
+func nicState(n netup.NIC, now time.Time) string {
+	switch n.Phase {
+	case netup.PhaseBound:
+		l := n.Lease
+		s := l.Addr.String()
+		if l.Gateway.IsValid() {
+			s += " gw " + l.Gateway.String()
+		}
+		s += " dhcp"
+		if l.Server.IsValid() && l.Server != l.Gateway {
+			s += "@" + l.Server.String()
+		}
+		return s + " " + short(l.Duration)
+	case netup.PhaseStatic:
+		s := n.Lease.Addr.String()
+		if n.Lease.Gateway.IsValid() {
+			s += " gw " + n.Lease.Gateway.String()
+		}
+		return s + " (static)"
+	case netup.PhaseNoCarrier:
+		if n.Lease != nil {
+			return "no link; keeps " + n.Lease.Addr.String()
+		}
+		return "no link"
+	case netup.PhaseDiscovering:
+		if n.Attempt == 0 {
+			return "asking DHCP..."
+		}
+		wait := n.NextTry.Sub(now).Round(time.Second)
+		if wait < 0 {
+			wait = 0
+		}
+		return fmt.Sprintf("no DHCP answer (try %d), again in %s", n.Attempt, wait)
+	case netup.PhaseError:
+		return "ERROR, see below"
+	}
+	return string(n.Phase)
+}
+
+func driver(inv *hw.Inventory, name string) string {
+	if inv == nil {
+		return ""
+	}
+	for _, n := range inv.NICs {
+		if n.Name == name {
+			return n.Driver
+		}
+	}
+	return ""
+}
+
+func diskKind(d hw.Disk) string {
+	var parts []string
+	if d.Model != "" {
+		parts = append(parts, d.Model)
+	}
+	if d.Rotational {
+		parts = append(parts, "rotational")
+	} else {
+		parts = append(parts, "solid-state")
+	}
+	if d.Removable {
+		parts = append(parts, "removable")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func tpmLine(t hw.TPM) string {
+	if !t.Present {
+		return "TPM: none (attestation will not be possible)"
+	}
+	s := "TPM " + t.Version
+	if t.Manufacturer != "" {
+		s += " " + t.Manufacturer
+		if t.ManufacturerName != "" && t.ManufacturerName != t.Manufacturer {
+			s += " (" + t.ManufacturerName + ")"
+		}
+	}
+	return s
+}
+
+func size(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// short writes a lease time the way a technician says it: 1h, 30m, 90s.
+func short(d time.Duration) string {
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d >= time.Minute && d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.Round(time.Second).String()
+}
+
+// line writes left and right parts on one line, the right part flush right.
+func line(b *strings.Builder, left, right string) {
+	pad := Width - len(left) - len(right)
+	if pad < 1 {
+		pad = 1
+	}
+	b.WriteString(left + strings.Repeat(" ", pad) + right + "\n")
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	if n <= 3 {
+		return s[:n]
+	}
+	return s[:n-3] + "..."
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}

@@ -1,0 +1,146 @@
+package screen
+
+import (
+	"bytes"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onecloud-edu/onecloud/firmware/netup"
+	"github.com/onecloud-edu/onecloud/hw"
+	"github.com/onecloud-edu/onecloud/internal/release"
+	"github.com/onecloud-edu/onecloud/noded/localapi"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var now = time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
+
+func qemuBox() *hw.Inventory {
+	return &hw.Inventory{
+		Schema: 1,
+		Class:  "vm",
+		DMI:    hw.DMI{Vendor: "QEMU", Product: "Standard PC (i440FX + PIIX, 1996)", Serial: "", UUID: "5f1c1b2e-0000-4000-8000-525400000001"},
+		CPU:    hw.CPU{Model: "QEMU Virtual CPU version 2.5+", Cores: 1, Threads: 1},
+		Memory: hw.Memory{TotalBytes: 1 << 30},
+		Disks:  []hw.Disk{{Name: "vda", SizeBytes: 64 << 20, Rotational: true}},
+		NICs: []hw.NIC{
+			{Name: "eth0", MAC: "52:54:00:00:00:01", Driver: "e1000", Carrier: hw.CarrierDown, SpeedMbps: -1},
+			{Name: "eth1", MAC: "52:54:00:00:00:02", Driver: "e1000", Carrier: hw.CarrierUp, SpeedMbps: 1000},
+		},
+		TPM: hw.TPM{Present: true, Version: "2.0", Manufacturer: "IBM", ManufacturerName: "IBM"},
+	}
+}
+
+func lease(addr string) *netup.Lease {
+	return &netup.Lease{
+		Addr: netip.MustParsePrefix(addr), Gateway: netip.MustParseAddr("10.77.1.1"),
+		Server: netip.MustParseAddr("10.77.1.1"), Duration: time.Hour,
+	}
+}
+
+func TestRender(t *testing.T) {
+	rel := release.Info{Product: "onecloud", Version: "0.1.0", Commit: "0123456789abcdef0123", Kernel: "6.1.0-47-amd64"}
+	running := []localapi.Service{{Name: "noded", State: localapi.StateRunning, PID: 120}}
+	for _, tc := range []struct {
+		name  string
+		state State
+	}{
+		{
+			name: "ready-second-nic",
+			state: State{
+				Now: now, Release: rel, Hostname: "oc-525400000001", Uptime: 9*time.Second + 300*time.Millisecond,
+				Inventory: qemuBox(), Services: running,
+				NICs: []netup.NIC{
+					{Name: "eth0", MAC: "52:54:00:00:00:01", Phase: netup.PhaseNoCarrier},
+					{Name: "eth1", MAC: "52:54:00:00:00:02", Carrier: true, Phase: netup.PhaseBound, Lease: lease("10.77.1.50/24")},
+				},
+			},
+		},
+		{
+			name: "no-dhcp-answer",
+			state: State{
+				Now: now, Release: rel, Hostname: "oc-525400000001", Uptime: 75 * time.Second,
+				Inventory: qemuBox(), Services: running,
+				NICs: []netup.NIC{
+					{Name: "eth0", MAC: "52:54:00:00:00:01", Carrier: true, Phase: netup.PhaseDiscovering, Attempt: 4,
+						NextTry: now.Add(7 * time.Second), LastError: "no answer from any DHCP server"},
+					{Name: "eth1", MAC: "52:54:00:00:00:02", Carrier: true, Phase: netup.PhaseDiscovering},
+				},
+			},
+		},
+		{
+			name: "no-link-noded-down",
+			state: State{
+				Now: now, Release: release.Dev(), Hostname: "onecloud", Uptime: 3 * time.Second,
+				Inventory: &hw.Inventory{Schema: 1, DMI: hw.DMI{Vendor: "Shenzhen Thin", Product: "T5-J4125", Serial: "TC2026110001"}},
+				NodedErr:  "not answering yet",
+				NICs: []netup.NIC{
+					{Name: "enp1s0", MAC: "00:e0:4c:68:00:01", Phase: netup.PhaseNoCarrier},
+				},
+				Notes: []string{"module r8169 not loaded: finit_module: exec format error",
+					"kernel command line: unknown option onecloud.colour (see docs/cmdline.md)"},
+			},
+		},
+		{
+			name: "static-and-error",
+			state: State{
+				Now: now, Release: rel, Hostname: "server-01", Uptime: time.Hour,
+				Inventory: qemuBox(), Services: []localapi.Service{{Name: "noded", State: localapi.StateBackoff, Restarts: 3}},
+				NICs: []netup.NIC{
+					{Name: "eth0", MAC: "52:54:00:00:00:01", Carrier: true, Phase: netup.PhaseStatic, Lease: lease("10.9.8.7/24")},
+					{Name: "eth1", MAC: "52:54:00:00:00:02", Phase: netup.PhaseError, LastError: "cannot bring the link up: operation not permitted"},
+				},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := Render(&b, tc.state); err != nil {
+				t.Fatal(err)
+			}
+			for i, l := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+				if len(l) > Width {
+					t.Errorf("line %d is %d columns, wider than %d: %q", i+1, len(l), Width, l)
+				}
+			}
+			if n := strings.Count(b.String(), "\n"); n > 24 {
+				t.Errorf("status has %d lines; it must fit one 80x24 screen", n)
+			}
+			golden := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./firmware/screen -update to create it)", err)
+			}
+			if b.String() != string(want) {
+				t.Errorf("status screen differs from %s:\n got:\n%s\nwant:\n%s", golden, b.String(), want)
+			}
+		})
+	}
+}
+
+func TestOnline(t *testing.T) {
+	for _, tc := range []struct {
+		nics []netup.NIC
+		want bool
+	}{
+		{nil, false},
+		{[]netup.NIC{{Phase: netup.PhaseDiscovering}}, false},
+		{[]netup.NIC{{Phase: netup.PhaseNoCarrier, Lease: lease("10.0.0.2/24")}}, false},
+		{[]netup.NIC{{Phase: netup.PhaseNoCarrier}, {Phase: netup.PhaseBound, Lease: lease("10.0.0.2/24")}}, true},
+		{[]netup.NIC{{Phase: netup.PhaseStatic, Lease: lease("10.0.0.2/24")}}, true},
+	} {
+		if got := Online(tc.nics); got != tc.want {
+			t.Errorf("Online(%+v) = %v, want %v", tc.nics, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+// Command noded is the node daemon that runs on every onecloud box.
+//
+// At this stage it serves the node's local status (release, inventory,
+// addresses, uptime, service states) as JSON on a unix socket, which the
+// firmware's status screen reads. Later issues give it its real work: KVM
+// desktops, host networking, attestation and the cluster.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/onecloud-edu/onecloud/internal/release"
+	"github.com/onecloud-edu/onecloud/noded/localapi"
+	"github.com/onecloud-edu/onecloud/noded/status"
+)
+
+func main() {
+	socket := flag.String("socket", localapi.SocketPath, "unix socket of the local status API")
+	root := flag.String("root", "/", "root of the file system to describe (tests point it at a recorded tree)")
+	debug := flag.Bool("debug", false, "log at debug level")
+	flag.Parse()
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *socket, *root, log); err != nil {
+		log.Error("noded stopped", "err", err)
+		fmt.Fprintln(os.Stderr, "noded:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, socket, root string, log *slog.Logger) error {
+	rel, err := release.Read(root)
+	if err != nil {
+		log.Warn("release file unreadable", "err", err)
+	}
+	log.Info("noded starting", "release", rel.String(), "pid", os.Getpid())
+	g := &status.Gatherer{Root: root, Interfaces: status.Netlink, Hostname: os.Hostname}
+	return localapi.Serve(ctx, socket, g.Status, log)
+}
