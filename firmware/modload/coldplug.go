@@ -47,9 +47,11 @@ type Coldplug struct {
 }
 
 // bootCritical are the driver folders a box needs before it can reach the
-// network: NICs, disks and the buses under them, and hardware random number
-// generators (DHCP's transaction ids wait for the kernel's entropy). The rest
-// (KVM, graphics, crypto, input) can load while DHCP runs.
+// network: NICs, disks and the buses under them, hardware random number
+// generators (DHCP's transaction ids wait for the kernel's entropy), and the
+// ACPI power button with the input events it speaks through, so that a box
+// that says it is ready also powers off in order. The rest (KVM, graphics,
+// crypto) can load while DHCP runs.
 //
 // BootCritical reports whether a module (by its path in modules.dep) is
 // needed before the network comes up.
@@ -58,6 +60,7 @@ func BootCritical(path string) bool {
 		"kernel/drivers/net/", "kernel/drivers/block/", "kernel/drivers/virtio/",
 		"kernel/drivers/ata/", "kernel/drivers/scsi/", "kernel/drivers/nvme/",
 		"kernel/drivers/usb/", "kernel/drivers/char/hw_random/", "kernel/drivers/mmc/",
+		"kernel/drivers/acpi/button.ko", "kernel/drivers/input/evdev.ko",
 	} {
 		if strings.HasPrefix(path, p) {
 			return true
@@ -162,6 +165,7 @@ func (c *Coldplug) Run(ctx context.Context) Report {
 		if err != nil {
 			log.Warn("scanning devices", "err", err)
 		}
+		log.Debug("devices scanned", "round", r.Rounds, "modaliases", len(aliases))
 		progress := false
 		for _, a := range aliases {
 			for _, m := range c.Index.Match(a) {
@@ -198,17 +202,24 @@ func LoadedModules(procModules string) ([]string, error) {
 }
 
 // Modaliases returns the distinct modalias strings of the devices on every
-// bus under sysDir/bus, sorted. Walking sysDir/devices would find the same
+// bus and in every class under sysDir, sorted. Walking sysDir/devices would find the same
 // devices but reads every attribute directory on the way, which costs
-// seconds under software emulation; the bus lists are short. The CPU's
+// seconds under software emulation; the bus and class lists are short. The CPU's
 // features (which pull kvm_intel or kvm_amd and the crypto drivers) are the
 // one modalias outside the buses. An unreadable
 // modalias is skipped and named in the error: a half-dead device must not
 // hide the others.
 func Modaliases(sysDir string) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(sysDir, "bus", "*", "devices", "*", "modalias"))
-	if err != nil {
-		return nil, fmt.Errorf("scan %s for devices: %w", sysDir, err)
+	var files []string
+	for _, pattern := range []string{
+		filepath.Join(sysDir, "bus", "*", "devices", "*", "modalias"),
+		filepath.Join(sysDir, "class", "*", "*", "modalias"), // input devices are a class, not a bus
+	} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s for devices: %w", sysDir, err)
+		}
+		files = append(files, m...)
 	}
 	files = append(files, filepath.Join(sysDir, "devices", "system", "cpu", "modalias"))
 	seen := map[string]bool{}

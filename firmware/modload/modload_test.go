@@ -25,6 +25,7 @@ kernel/drivers/block/virtio_blk.ko:
 kernel/drivers/gpu/drm/tiny/bochs.ko:
 kernel/arch/x86/kvm/kvm-intel.ko: kernel/arch/x86/kvm/kvm.ko
 kernel/arch/x86/kvm/kvm.ko:
+kernel/drivers/input/evdev.ko:
 kernel/net/bridge/bridge.ko: kernel/net/802/stp.ko
 kernel/net/802/stp.ko:
 `
@@ -35,6 +36,7 @@ alias virtio:d00000001v* virtio_net
 alias virtio:d00000002v* virtio_blk
 alias pci:v00001234d00001111sv*sd*bc03sc*i* bochs
 alias cpu:type:x86,ven*fam*mod*:feature:*0085* kvm_intel
+alias input:b*v*p*e*-e*k*r*a*m*l*s*f*w* evdev
 `
 	builtinFile = "kernel/drivers/char/tpm/tpm_tis.ko\n"
 )
@@ -125,6 +127,12 @@ func newBox(t *testing.T) (string, *Index) {
 			t.Fatal(err)
 		}
 	}
+	// Input devices are a class: sys/class/input/input0 -> ../../devices/...
+	dev := filepath.Join(root, "sys/devices/platform/i8042/serio0/input/input0")
+	os.MkdirAll(dev, 0o755)
+	os.WriteFile(filepath.Join(dev, "modalias"), []byte("input:b0011v0001p0001eAB41-e0,1,4,11,14,k71,72,ramlsfw\n"), 0o444)
+	os.MkdirAll(filepath.Join(root, "sys/class/input"), 0o755)
+	os.Symlink("../../devices/platform/i8042/serio0/input/input0", filepath.Join(root, "sys/class/input/input0"))
 	ix, err := ReadIndex(filepath.Join(root, "lib/modules/6.1.0-test"))
 	if err != nil {
 		t.Fatal(err)
@@ -146,36 +154,36 @@ func TestColdplug(t *testing.T) {
 		{
 			name: "devices pull their drivers, bus children in a second round",
 			wantLoaded: []string{
-				"kvm", "kvm_intel", "virtio_pci_modern_dev", "virtio_pci", "e1000",
+				"kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000",
 				"failover", "net_failover", "virtio_net", "virtio_blk",
 			},
 		},
 		{
 			name:       "module parameters from the command line",
 			cmdline:    "console=ttyS0 e1000.debug=16 e1000.copybreak=0 virtio-net.napi_tx=1 e1000.flag",
-			wantLoaded: []string{"kvm", "kvm_intel", "virtio_pci_modern_dev", "virtio_pci", "e1000", "failover", "net_failover", "virtio_net", "virtio_blk"},
+			wantLoaded: []string{"kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000", "failover", "net_failover", "virtio_net", "virtio_blk"},
 			wantParams: map[string]string{"e1000": "debug=16 copybreak=0", "virtio_net": "napi_tx=1"},
 		},
 		{
 			name:       "skip list",
 			skip:       []string{"e1000", "virtio-blk"},
-			wantLoaded: []string{"kvm", "kvm_intel", "virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net"},
+			wantLoaded: []string{"kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net"},
 		},
 		{
 			name:       "a failing module does not stop the others",
 			fail:       map[string]error{"failover": errors.New("exec format error")},
-			wantLoaded: []string{"kvm", "kvm_intel", "virtio_pci_modern_dev", "virtio_pci", "e1000", "virtio_blk"},
+			wantLoaded: []string{"kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000", "virtio_blk"},
 			wantFailed: []string{"failover", "virtio_net"},
 		},
 		{
 			name:       "already loaded is fine",
 			fail:       map[string]error{"e1000": ErrAlreadyLoaded},
-			wantLoaded: []string{"kvm", "kvm_intel", "virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk"},
+			wantLoaded: []string{"kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk"},
 		},
 		{
 			name:       "extra modules, unknown extra reported",
 			extra:      []string{"bridge", "no_such_mod", "tpm_tis"},
-			wantLoaded: []string{"stp", "bridge", "kvm", "kvm_intel", "virtio_pci_modern_dev", "virtio_pci", "e1000", "failover", "net_failover", "virtio_net", "virtio_blk"},
+			wantLoaded: []string{"stp", "bridge", "kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000", "failover", "net_failover", "virtio_net", "virtio_blk"},
 			wantFailed: []string{"no_such_mod"},
 		},
 	} {
@@ -276,7 +284,7 @@ func TestTwoPasses(t *testing.T) {
 	k := &fakeKernel{root: root, params: map[string]string{}}
 	first := Coldplug{Index: ix, Inserter: k, SysDir: filepath.Join(root, "sys"), Want: BootCritical}
 	r1 := first.Run(context.Background())
-	if want := []string{"virtio_pci_modern_dev", "virtio_pci", "e1000", "failover", "net_failover", "virtio_net", "virtio_blk"}; !reflect.DeepEqual(r1.Loaded, want) {
+	if want := []string{"evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000", "failover", "net_failover", "virtio_net", "virtio_blk"}; !reflect.DeepEqual(r1.Loaded, want) {
 		t.Errorf("first pass loaded %q, want %q", r1.Loaded, want)
 	}
 	second := Coldplug{Index: ix, Inserter: k, SysDir: filepath.Join(root, "sys"), Loaded: r1.Loaded}
@@ -284,7 +292,7 @@ func TestTwoPasses(t *testing.T) {
 	if want := []string{"kvm", "kvm_intel", "bochs"}; !reflect.DeepEqual(r2.Loaded, want) {
 		t.Errorf("second pass loaded %q, want %q", r2.Loaded, want)
 	}
-	if len(k.inserted) != 10 {
+	if len(k.inserted) != 11 {
 		t.Errorf("inserted %q: a module was read twice", k.inserted)
 	}
 }

@@ -30,9 +30,11 @@ func TestStatusFromFirmwareFiles(t *testing.T) {
 	write(t, root, localapi.ServicesPath, `[{"name":"noded","state":"running","pid":77,"restarts":1,"since":"2026-11-28T08:00:00Z"}]`)
 
 	g := &Gatherer{
-		Root:       root,
-		Interfaces: func() ([]localapi.Interface, error) { return []localapi.Interface{{Name: "eth0", Up: true, Carrier: true, Addrs: []string{"10.77.1.50/24"}}}, nil },
-		Hostname:   func() (string, error) { return "oc-525400000001", nil },
+		Root: root,
+		Interfaces: func() ([]localapi.Interface, error) {
+			return []localapi.Interface{{Name: "eth0", Up: true, Carrier: true, Addrs: []string{"10.77.1.50/24"}}}, nil
+		},
+		Hostname: func() (string, error) { return "oc-525400000001", nil },
 	}
 	s := g.Status(context.Background())
 	if len(s.Problems) != 0 {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +21,7 @@ import (
 	"github.com/onecloud-edu/onecloud/firmware/cmdline"
 	"github.com/onecloud-edu/onecloud/firmware/modload"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
+	"github.com/onecloud-edu/onecloud/firmware/power"
 	"github.com/onecloud-edu/onecloud/firmware/supervise"
 	"github.com/onecloud-edu/onecloud/hw"
 	"github.com/onecloud-edu/onecloud/internal/release"
@@ -39,18 +41,24 @@ type boot struct {
 	log      *slog.Logger
 	ring     *supervise.Ring
 
-	rel   release.Info
-	inv   hw.Inventory
-	notes []string // shown on the status screen
+	rel      release.Info
+	inv      hw.Inventory
+	notes    []string    // shown on the status screen
+	powerOff atomic.Bool // the power button was pressed
 }
 
+// run is the boot flow. It returns when ctx ends (SIGTERM, or the power
+// button, which also sets powerOff).
 func (b *boot) run(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	if err := b.mount(); err != nil {
 		return err
 	}
 	b.banner()
 	b.step("firmware started")
 	loaded := b.loadModules(ctx, "for the network and disks", modload.BootCritical, nil)
+	go b.watchPowerButton(ctx, stop)
 	b.waitEntropy(ctx)
 	b.inventory()
 	b.setHostname(b.opts.Hostname)
@@ -155,6 +163,21 @@ func (b *boot) loadModules(ctx context.Context, what string, want func(string) b
 		b.note("module %s not loaded: %s", m, why)
 	}
 	return append(loaded, r.Loaded...)
+}
+
+// watchPowerButton powers the box off in order when its power button is
+// pressed: stop ends the boot flow, and main powers off.
+func (b *boot) watchPowerButton(ctx context.Context, stop func()) {
+	err := power.Watch(ctx, "/sys", "/dev", func(devs []string) {
+		b.log.Debug("power button watched", "devices", devs)
+	}, func() {
+		b.step("power button pressed: stopping services and powering off")
+		b.powerOff.Store(true)
+		stop()
+	})
+	if err != nil {
+		b.log.Info("the power button will not power off this box", "why", err)
+	}
 }
 
 // waitEntropy waits until the kernel's random number generator is seeded.

@@ -19,6 +19,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/onecloud-edu/onecloud/firmware/cmdline"
 	"github.com/onecloud-edu/onecloud/firmware/supervise"
 )
@@ -48,6 +50,14 @@ func main() {
 		// then starts a shell on the console, which is what a technician needs.
 		log.Error("firmware stopped", "err", err)
 		os.Exit(1)
+	}
+	if b.powerOff.Load() {
+		unix.Sync()
+		fmt.Fprintln(console, "onecloud: power off")
+		if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+			log.Error("power off failed", "err", err)
+			os.Exit(1)
+		}
 	}
 }
 
