@@ -37,7 +37,7 @@
 //
 // QEMU always gets an explicit -accel tcg: on the lab machines /dev/kvm exists but hangs guests, so the
 // harness never guesses; ONECLOUD_QEMU_ACCEL=kvm opts in where KVM works. A VM with NICs runs inside its
-// lab's namespace through `ip netns exec`, which execs QEMU in place, so the PID the harness holds and kills
+// lab's namespace through nsenter, which execs QEMU in place, so the PID the harness holds and kills
 // is QEMU's own. Every child gets its own process group (a Ctrl-C reaches only the test binary, which then
 // tears down in order) and a parent-death SIGKILL (nothing outlives a test binary that dies).
 //

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -23,10 +24,11 @@ import (
 // and parallel tests never see each other. Its name is ocq-<pid>-<start>-<random> (see runID), which lets
 // the sweeper delete it if the test process dies.
 type Lab struct {
-	name string
-	ip   string // path of the ip command
-	logs *testLogs
-	log  *slog.Logger
+	name    string
+	ip      string // path of the ip command
+	nsenter string // path of nsenter, which runs commands inside the namespace
+	logs    *testLogs
+	log     *slog.Logger
 
 	mu   sync.Mutex
 	next int // numbers taps and veths so their names are unique in the namespace
@@ -53,6 +55,10 @@ func newLab(t T) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	nsenter, err := lookTool("nsenter")
+	if err != nil {
+		return nil, err
+	}
 	run, err := currentRun()
 	if err != nil {
 		return nil, err
@@ -61,7 +67,7 @@ func newLab(t T) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{name: run.namespacePrefix() + randomHex(4), ip: ip, logs: logs, log: logs.logger(t)}
+	l := &Lab{name: run.namespacePrefix() + randomHex(4), ip: ip, nsenter: nsenter, logs: logs, log: logs.logger(t)}
 	if err := l.run(t.Context(), "netns", "add", l.name); err != nil {
 		return nil, err
 	}
@@ -96,10 +102,11 @@ func (l *Lab) close(t T) {
 	}
 }
 
-// Command returns a command that runs inside the lab namespace (through `ip netns exec`, which keeps the
-// PID). The caller starts and waits for it; the kernel kills it if the test process dies.
+// Command returns a command that runs inside the lab namespace (through nsenter, which keeps the PID).
+// The caller starts and waits for it; the kernel kills it if the test process dies.
 func (l *Lab) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, l.ip, append([]string{"netns", "exec", l.name, name}, args...)...)
+	argv := l.wrap(append([]string{name}, args...))
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
@@ -134,11 +141,13 @@ func (l *Lab) Do(fn func() error) error {
 	return fn()
 }
 
-// wrap makes argv run inside the namespace. `ip netns exec` execs argv in place, so the PID the harness
-// holds is argv's own; the alternative, setns on a locked thread before fork, would tie the child's
-// parent-death signal to a thread that must then be thrown away.
+// wrap makes argv run inside the namespace. nsenter enters only the network namespace and execs argv in
+// place, so the PID the harness holds is argv's own. (`ip netns exec` would also unshare the mount
+// namespace and remount /sys, which fails where / is not a mount point, as in a chroot; setns on a
+// locked thread before fork would tie the child's parent-death signal to a thread that must then be
+// thrown away.)
 func (l *Lab) wrap(argv []string) []string {
-	return append([]string{l.ip, "netns", "exec", l.name}, argv...)
+	return append([]string{l.nsenter, "--net=" + filepath.Join(netnsDir, l.name), "--"}, argv...)
 }
 
 // newIfName returns a fresh interface name with the given prefix, unique in the namespace and short
@@ -161,9 +170,15 @@ func (l *Lab) run(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// ipn runs the ip command against the lab namespace.
+// ipn runs the ip command inside the lab namespace.
 func (l *Lab) ipn(ctx context.Context, args ...string) error {
-	return l.run(ctx, append([]string{"-n", l.name}, args...)...)
+	argv := l.wrap(append([]string{l.ip}, args...))
+	l.logs.command("ip", 0, argv)
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", shellQuote(argv), err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // randomHex returns n random bytes in hex, to make names unique without a shared counter.

@@ -34,11 +34,11 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", ns).Run() })
-	// ip execs sleep after entering the namespace, so wait until the process is in it.
+	// nsenter execs sleep after entering the namespace, so wait until the process is in it.
 	inNS := startLeftover(t, func(pid int) bool {
 		pids, _ := pidsInNamespace(ns)
 		return slices.Contains(pids, pid)
-	}, "ip", "netns", "exec", ns, "sleep", "600")
+	}, "nsenter", "--net=/run/netns/"+ns, "--", "sleep", "600")
 
 	dir := dead.scratchDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"testing"
 )
 
 // T is what the harness needs from the test it works for: it registers teardowns with Cleanup, names log
@@ -47,7 +48,8 @@ func NewSession(ctx context.Context, name string, out io.Writer) *Session {
 	return &Session{name: name, ctx: ctx, cancel: cancel, out: out}
 }
 
-// Close cancels the session's context and runs its cleanups, newest first. Later calls do nothing.
+// Close cancels the session's context and runs its cleanups, newest first, then removes this process's
+// scratch folder if it is empty (outside test binaries). Later calls do nothing.
 func (s *Session) Close() {
 	s.mu.Lock()
 	if s.closed {
@@ -61,12 +63,21 @@ func (s *Session) Close() {
 		s.mu.Lock()
 		if len(s.cleanups) == 0 {
 			s.mu.Unlock()
-			return
+			break
 		}
 		f := s.cleanups[len(s.cleanups)-1]
 		s.cleanups = s.cleanups[:len(s.cleanups)-1]
 		s.mu.Unlock()
 		f()
+	}
+	// The cleanups removed the scratch folders of the session's labs, VMs and dnsmasq; the folder of
+	// this process that held them goes too, if it is empty (another session may still use it). In a
+	// test binary Main removes it after the tests instead: tests running in parallel may be making
+	// folders in it at this very moment.
+	if !testing.Testing() {
+		if run, err := currentRun(); err == nil {
+			_ = os.Remove(run.scratchDir())
+		}
 	}
 }
 

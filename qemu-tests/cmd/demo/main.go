@@ -1,0 +1,508 @@
+// Command demo boots one onecloud box in QEMU with its serial console on this terminal. It is what
+// `make demo` runs after building the image, so that someone new to the project sees the firmware's boot
+// steps, its inventory table, the status screen and "onecloud: ready" a minute after cloning it.
+//
+// It stands on the QEMU tests' harness (qemu-tests/harness), used outside go test through a Session: a
+// lab network namespace with one bridge (lan, 10.77.0.1/24) and dnsmasq standing in for the school's DHCP,
+// and one box on it with an e1000 NIC, a software TPM 2.0 (swtpm) and a 64 MiB qcow2 disk, booted from
+// the built image (out/image) with "console=ttyS0,115200".
+//
+// When stdin is a terminal it is put in raw mode and what is typed goes to the box's console, as with
+// telnet; Ctrl-] leaves. Leaving (Ctrl-], SIGINT, SIGTERM, a terminal that hangs up, or the box powering
+// off by itself) restores the terminal, switches the box off, removes the lab (namespace, bridge, tap,
+// dnsmasq, swtpm, QEMU) and ends with a one-line summary. A ready box gets the ACPI power button and
+// 20 s to power off in order before its power is cut (a second Ctrl-C cuts it at once); a box that is
+// not ready yet has its power cut at once, since its disk and TPM are scratch anyway. The box's serial
+// output is kept in demo/box.serial.log beside the image folder (out/demo/), to scroll back through.
+//
+// When stdin is not a terminal (CI, a pipe) it is left alone: the demo runs until the box is ready, says
+// so, and keeps the box running until SIGINT or SIGTERM. With -until-ready it stops as soon as the box is
+// ready, which is how the demo itself is tested, also on a fresh machine.
+//
+// Usage, as root (`make demo` builds the image first):
+//
+//	go run ./qemu-tests/cmd/demo [-image out/image] [-until-ready] [-timeout 5m] [-logs out/demo]
+//
+// The exit status is 0 when the demo did what it should, 1 when the box failed to become ready, did not
+// power off in order, or the lab could not be removed, and 2 for bad arguments.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/onecloud-edu/onecloud/qemu-tests/harness"
+)
+
+const (
+	// labCIDR is the lab side's address on the box's network: dnsmasq answers there, and hands out
+	// .100 to .199.
+	labCIDR = "10.77.0.1/24"
+	// cmdline puts the kernel's and the firmware's console on the serial port, which is this terminal.
+	cmdline = "console=ttyS0,115200"
+	// readyPattern is the firmware's line for "has an address and noded answers".
+	readyPattern = `(?m)^onecloud: ready`
+	// powerOffLine is what the firmware prints when it powers off in order.
+	powerOffLine = "onecloud: power off"
+	// defaultTimeout bounds the boot to ready; a healthy boot takes 10 to 20 s under TCG.
+	defaultTimeout = 5 * time.Minute
+	// stopGrace is how long the box has to power off in order after the ACPI power button before QEMU is
+	// killed. The firmware needs a few seconds under TCG; the harness's default of 30 s is long to wait
+	// in front of a terminal.
+	stopGrace = 20 * time.Second
+	// stopTimeout bounds the whole stop, including the kill after the grace.
+	stopTimeout = stopGrace + 30*time.Second
+	// leaseWait bounds the wait for dnsmasq's lease file to show the box's lease once the box is ready:
+	// dnsmasq writes it around the time it sends the ACK, so it is normally there already.
+	leaseWait = 5 * time.Second
+	// serialLogName is the file, in the -logs folder, that keeps the box's serial output.
+	serialLogName = "box.serial.log"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+// leaveSignals are the signals that end the demo in order: Ctrl-C outside raw mode, kill, and a
+// terminal that hangs up.
+func leaveSignals() []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} }
+
+// run is the whole demo, from the arguments to the summary; it returns the exit status. Failures inside
+// the harness's constructors (NewLab, Bridge, DHCP, Start) end the program through Session.Fatalf, which
+// removes what was made and exits with status 1: that is why the terminal goes raw only after the box
+// has started.
+func run(args []string) int {
+	opts, err := parseArgs(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2 // parseArgs has said what was wrong
+	}
+	if err := preflight(opts); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: cannot start:\n%v\n", err)
+		return 1
+	}
+
+	// SIGINT, SIGTERM and SIGHUP (the terminal hung up) end the demo in order; by default they would kill
+	// it and leave the lab behind. In raw mode Ctrl-C is a key for the box, not a signal; and QEMU, swtpm
+	// and dnsmasq run in process groups of their own, so a Ctrl-C reaches only the demo.
+	ctx, stopSignals := signal.NotifyContext(context.Background(), leaveSignals()...)
+	defer stopSignals()
+	// A write to a closed pipe on stdout (`make demo | head`) would kill the demo just as outright; with
+	// SIGPIPE ignored it fails instead, and the screen takes that as its cue to leave.
+	signal.Ignore(syscall.SIGPIPE)
+
+	scr := newScreen(os.Stdout, os.Stderr)
+	keyboard := !opts.untilReady && term.IsTerminal(int(os.Stdin.Fd()))
+	printBanner(scr, opts, keyboard)
+
+	serialPath := filepath.Join(opts.logDir, serialLogName)
+	serialLog, err := createFile(serialPath)
+	if err != nil {
+		scr.warn("demo: cannot create the serial log: %v (is %s writable? -logs picks another folder)", err, opts.logDir)
+		return 1
+	}
+	// Closed last: QEMU, whose output goes there, is gone once the session is closed.
+	defer serialLog.Close()
+
+	s := harness.NewSession(ctx, "demo", scr.diagnostics())
+	defer s.Close() // for a panic; the normal path closes it explicitly, in order, below
+	lab := harness.NewLab(s)
+	lan := lab.Bridge(s, "lan", labCIDR)
+	dhcp := lan.DHCP(s, harness.DHCPConfig{})
+	box := harness.Start(s, harness.Config{
+		Name:   "box",
+		Kernel: filepath.Join(opts.image, "vmlinuz"), Initrd: filepath.Join(opts.image, "initramfs.cpio.gz"),
+		Append:    cmdline,
+		NICs:      []harness.NIC{{Bridge: lan, Model: "e1000"}},
+		TPM:       &harness.TPM{},
+		Disks:     []harness.Disk{{SizeMB: 64}},
+		StopGrace: stopGrace,
+		// The screen writer never fails, so the log always gets its copy too.
+		SerialOut: io.MultiWriter(scr.guest(), serialLog),
+	})
+	harnessLogs := filepath.Dir(box.Console.LogPath())
+
+	d := &demo{opts: opts, scr: scr, lab: lab, dhcp: dhcp, box: box}
+
+	// typing bounds the sends of forwarded keys: it ends when the demo leaves.
+	typing, stopTyping := context.WithCancel(ctx)
+	defer stopTyping()
+	keys := make(chan error, 1) // why typing ended: nil for Ctrl-], else why the terminal could not be read
+	restore := func() {}
+	if keyboard {
+		r, err := rawTerminal(os.Stdin, scr)
+		if err != nil {
+			scr.say("cannot put the terminal in raw mode (%v): what you type will not reach the box; leave with Ctrl-C", err)
+		} else {
+			restore, d.keyboard = r, true
+			defer restore() // for a panic; restored explicitly below
+			// The goroutine stays blocked reading stdin after the demo has left (a read of a terminal
+			// cannot be interrupted); it ends with the program.
+			go func() { keys <- forwardKeys(typing, os.Stdin, box.Console.Send) }()
+		}
+	}
+
+	end := d.waitForEnd(ctx, keys)
+	stopTyping()
+	restore()
+	if end.err != nil {
+		// Errorf marks the session failed, which keeps the harness's logs (QEMU, swtpm, dnsmasq).
+		s.Errorf("demo: %v", end.err)
+	}
+
+	powerOff := stopBox(scr, box, end)
+	failedBefore := s.Failed()
+	s.Close()
+	cleanupFailed := s.Failed() && !failedBefore
+
+	parts := []string{powerOff.summary}
+	switch {
+	case namespaceExists(lab.Name()):
+		parts = append(parts, fmt.Sprintf("the lab namespace %s is still there (remove it with `ip netns delete %s`)", lab.Name(), lab.Name()))
+	case cleanupFailed:
+		parts = append(parts, "removing the lab reported the problems above")
+	default:
+		parts = append(parts, "lab removed")
+	}
+	parts = append(parts, "serial log kept in "+serialPath)
+	if s.Failed() {
+		parts = append(parts, "the harness's logs (QEMU, swtpm, dnsmasq) are kept in "+harnessLogs)
+	}
+	scr.say("%s", strings.Join(parts, "; "))
+	if end.err != nil || powerOff.failed || s.Failed() {
+		return 1
+	}
+	return 0
+}
+
+// ending is why the demo stops: why says it in a few words for the operator; err is set when the demo
+// did not do what it should (the box never got ready); ready tells whether the box got ready.
+type ending struct {
+	why   string
+	err   error
+	ready bool
+}
+
+// demo is the running demo: the lab, the box, and the screen they are shown on.
+type demo struct {
+	opts     options
+	scr      *screen
+	lab      *harness.Lab
+	dhcp     *harness.DHCPServer
+	box      *harness.VM
+	keyboard bool // the terminal is raw: typed keys reach the box, and Ctrl-] leaves
+}
+
+// waitForEnd waits for the box to be ready and announces it, then for the operator to leave (or, with
+// -until-ready, stops at once). It returns when the demo should stop; keys says when typing ended.
+func (d *demo) waitForEnd(ctx context.Context, keys <-chan error) ending {
+	opts, box := d.opts, d.box
+	ready := make(chan error, 1)
+	go func() {
+		_, err := box.Console.Expect(ctx, readyPattern, opts.timeout)
+		ready <- err
+	}()
+	// notReady turns a failed wait for the ready line into an ending. The console was on the screen all
+	// along, so the copy of its last lines in Expect's error is left out.
+	notReady := func(err error) ending {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return ending{why: "giving up", err: fmt.Errorf("the box did not print %q within %s (-timeout); its console is above", "onecloud: ready", opts.timeout)}
+		}
+		return ending{why: "the box is off", err: fmt.Errorf("the box powered off (QEMU exited) before it printed %q; its console is above", "onecloud: ready")}
+	}
+	interrupted := func(isReady bool) ending {
+		e := ending{why: context.Cause(ctx).Error(), ready: isReady} // "interrupt signal received"
+		if opts.untilReady && !isReady {
+			e.err = errors.New("interrupted before the box was ready")
+		}
+		return e
+	}
+	for {
+		select {
+		case err := <-ready:
+			switch {
+			case ctx.Err() != nil:
+				return interrupted(false)
+			case err != nil:
+				return notReady(err)
+			}
+			ready = nil // from now on the box is ready, and a nil channel never fires
+			d.announceReady(ctx)
+			if opts.untilReady {
+				return ending{why: "the box is ready (-until-ready)", ready: true}
+			}
+		case err := <-keys:
+			if err == nil {
+				return ending{why: "you pressed Ctrl-]", ready: ready == nil}
+			}
+			return ending{why: fmt.Sprintf("the terminal went away (%v)", err), ready: ready == nil}
+		case <-ctx.Done():
+			return interrupted(ready == nil)
+		case <-d.scr.lost:
+			return ending{why: "the output went away (the terminal or pipe closed)", ready: ready == nil}
+		case <-box.Done():
+			if ready != nil {
+				return notReady(<-ready) // the console has closed, so Expect returns at once
+			}
+			return ending{why: "the box powered off by itself", ready: true}
+		}
+	}
+}
+
+// announceReady prints, on the host side, the box's lab address from dnsmasq's leases and how to reach
+// and leave it.
+func (d *demo) announceReady(ctx context.Context) {
+	mac := d.box.Config().NICs[0].MAC
+	addr, err := leasedAddress(ctx, d.dhcp, mac)
+	if err != nil {
+		d.scr.say("the box is ready, but dnsmasq has no lease for its MAC %s: %v (dnsmasq's log: %s)", mac, err, d.dhcp.LogPath())
+	} else {
+		d.scr.say("the box is ready: lab address %s (dnsmasq's lease for %s, bridge lan in namespace %s)", addr, mac, d.lab.Name())
+		if installed("ping") {
+			d.scr.say("reach it from another terminal: ip netns exec %s ping %s", d.lab.Name(), addr)
+		}
+	}
+	switch {
+	case d.opts.untilReady:
+	case d.keyboard:
+		d.scr.say("leave with Ctrl-] (the box is then powered off and the lab removed)")
+	default:
+		d.scr.say("the box keeps running; stop the demo with Ctrl-C or SIGTERM (the box is then powered off and the lab removed)")
+	}
+}
+
+// leasedAddress finds the address dnsmasq leased to mac, waiting up to leaseWait for it to appear.
+func leasedAddress(ctx context.Context, dhcp *harness.DHCPServer, mac string) (netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, leaseWait)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		leases, err := dhcp.Leases()
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		for _, l := range leases {
+			if strings.EqualFold(l.MAC, mac) {
+				return l.Addr, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return netip.Addr{}, fmt.Errorf("none after %s (%d other leases)", leaseWait, len(leases))
+		case <-tick.C:
+		}
+	}
+}
+
+// powerOff is how the box went off: summary for the operator, failed if not in order.
+type powerOff struct {
+	summary string
+	failed  bool
+}
+
+// stopBox switches the box off and says how. A box that got ready gets the ACPI power button and
+// stopGrace to power off in order, then QEMU is killed; a second SIGINT or SIGTERM (the first one may be
+// what ended the demo) cuts the power at once. A box that never got ready has its power cut at once: its
+// firmware may not listen to the button yet, and there is nothing to keep, its disk and TPM being scratch.
+func stopBox(scr *screen, box *harness.VM, end ending) powerOff {
+	// Not SIGHUP: a terminal that hangs up is not an operator in a hurry, and its hang-up is usually
+	// what ended the demo already (run still catches it, so it cannot kill the demo either).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
+	defer cancel()
+	select {
+	case <-box.Done():
+		if err := box.Wait(ctx); err != nil {
+			return powerOff{summary: fmt.Sprintf("the box is off, but: %v", err), failed: true}
+		}
+		return powerOff{summary: "box off"}
+	default:
+	}
+	if !end.ready {
+		scr.say("%s: the box is not ready, so its power is cut", end.why)
+		if err := box.Kill(ctx); err != nil {
+			return powerOff{summary: fmt.Sprintf("the box's power could not be cut: %v", err), failed: true}
+		}
+		return powerOff{summary: "box switched off"}
+	}
+	scr.say("%s: pressing the box's ACPI power button (its power is cut after %s, or at once on Ctrl-C)", end.why, stopGrace)
+	err := box.Stop(ctx)
+	inOrder := strings.Contains(box.Console.Output(), powerOffLine)
+	switch {
+	case errors.Is(err, harness.ErrForcedStop):
+		return powerOff{summary: fmt.Sprintf("the box did not power off within %s, so its power was cut", stopGrace), failed: true}
+	case ctx.Err() != nil:
+		// Asked for by a second signal, or the stop took longer than stopTimeout.
+		return powerOff{summary: "the box's power was cut (" + context.Cause(ctx).Error() + ")", failed: !errors.Is(context.Cause(ctx), context.Canceled)}
+	case err != nil:
+		return powerOff{summary: fmt.Sprintf("the box is off, but: %v", err), failed: true}
+	case !inOrder:
+		return powerOff{summary: fmt.Sprintf("the box is off, but without printing %q", powerOffLine), failed: true}
+	}
+	return powerOff{summary: "box powered off"}
+}
+
+// printBanner says what is about to happen, before the box's console takes over the terminal.
+func printBanner(scr *screen, opts options, keyboard bool) {
+	scr.say("booting one onecloud box in QEMU (software emulation: about 20 s to ready)")
+	scr.say("  image: %s (vmlinuz, initramfs.cpio.gz), kernel command line %q", opts.image, cmdline)
+	scr.say("  lab:   a network namespace with bridge lan %s and dnsmasq as the school's DHCP", labCIDR)
+	scr.say("  box:   e1000 NIC, software TPM 2.0 (swtpm), 64 MiB qcow2 disk")
+	switch {
+	case opts.untilReady:
+		scr.say("-until-ready: the box is powered off and the lab removed once it is ready (or after %s)", opts.timeout)
+	case keyboard:
+		scr.say("the box's serial console is this terminal and what you type goes to it; leave with Ctrl-]")
+	default:
+		scr.say("stdin is not a terminal, so the console is shown but not typed into; stop with Ctrl-C or SIGTERM")
+	}
+}
+
+// options are the demo's command-line flags.
+type options struct {
+	image      string        // folder with vmlinuz and initramfs.cpio.gz
+	untilReady bool          // stop once the box is ready
+	timeout    time.Duration // bound on the boot to ready; 0 waits forever
+	logDir     string        // where the serial log is kept
+}
+
+// parseArgs reads the flags. It reports every problem (and -h's usage) on stderr itself, so the caller
+// only has to pick the exit status: flag.ErrHelp for -h, another error for a usage mistake.
+func parseArgs(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.image, "image", "out/image", "the built image: a folder with vmlinuz and initramfs.cpio.gz, as make image builds it")
+	fs.BoolVar(&o.untilReady, "until-ready", false, "stop once the box is ready (power it off, remove the lab), without touching the terminal; to test the demo itself")
+	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "give up if the box is not ready within this long; 0 waits forever")
+	fs.StringVar(&o.logDir, "logs", "", "folder to keep the box's serial log in (default: demo/ beside the image folder, so out/demo)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: go run ./qemu-tests/cmd/demo [flags]\n\n"+
+			"Boots one onecloud box in QEMU with its serial console on this terminal; leave with Ctrl-].\n"+
+			"Run it as root; `make demo` installs what it needs, builds the image and runs it.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err // flag has printed the problem and the usage
+	}
+	var err error
+	switch {
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q: the demo takes only flags", fs.Arg(0))
+	case o.image == "":
+		err = errors.New("-image is empty: give the folder the image was built into (out/image)")
+	case o.timeout < 0:
+		err = fmt.Errorf("-timeout %s is negative: give a duration such as 5m, or 0 to wait forever", o.timeout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "demo: %v (see -h)\n", err)
+		return o, err
+	}
+	if o.logDir == "" {
+		o.logDir = filepath.Join(filepath.Dir(filepath.Clean(o.image)), "demo")
+	}
+	return o, nil
+}
+
+// tool is a program the lab runs and the Debian package that has it.
+type tool struct{ name, pkg string }
+
+// preflight checks, before anything is made, what the demo needs and what the harness would otherwise
+// report one at a time: root, the built image, the Debian packages. The error lists every problem with
+// what to run.
+func preflight(o options) error {
+	var problems []string
+	if os.Geteuid() != 0 {
+		problems = append(problems, "the demo needs root, to make the box's lab network (a network namespace, a bridge and a tap): run `sudo make demo`")
+	}
+	for _, f := range []string{"vmlinuz", "initramfs.cpio.gz"} {
+		if p := filepath.Join(o.image, f); !isFile(p) {
+			problems = append(problems, fmt.Sprintf("no built image: %s is missing: run `make image` (or `make demo`, which builds it first)", p))
+			break
+		}
+	}
+	var missing []string
+	for _, t := range []tool{
+		{"qemu-system-x86_64", "qemu-system-x86"}, {"qemu-img", "qemu-utils"}, {"swtpm", "swtpm"},
+		{"dnsmasq", "dnsmasq-base"}, {"ip", "iproute2"},
+	} {
+		if !installed(t.name) {
+			missing = append(missing, t.pkg)
+		}
+	}
+	if len(missing) > 0 {
+		problems = append(problems, fmt.Sprintf("Debian packages missing: %s: run `make demo`, which installs them (or `apt-get install %s`)",
+			strings.Join(missing, ", "), strings.Join(missing, " ")))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return errors.New("  - " + strings.Join(problems, "\n  - "))
+}
+
+// installed reports whether a program is on the PATH or in the sbin folders a non-login root PATH may
+// miss (dnsmasq lives in /usr/sbin); the harness looks in the same places.
+func installed(name string) bool {
+	if _, err := exec.LookPath(name); err == nil {
+		return true
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// createFile creates (or empties) a file, making its folder first.
+func createFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.Create(path)
+}
+
+// namespaceExists reports whether `ip netns` still lists the named namespace.
+func namespaceExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", name))
+	return err == nil
+}
+
+// rawTerminal puts the terminal f in raw mode, so that every key, Ctrl-C included, goes to the box, and
+// returns the function that restores it (safe to call more than once).
+func rawTerminal(f *os.File, scr *screen) (restore func(), err error) {
+	fd := int(f.Fd())
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, err
+	}
+	scr.setRaw(true)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			_ = term.Restore(fd, old)
+			scr.setRaw(false)
+		})
+	}, nil
+}
