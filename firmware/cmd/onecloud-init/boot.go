@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,17 +36,17 @@ const ReadyLine = "onecloud: ready"
 
 // boot holds what the boot flow learns as it goes.
 type boot struct {
-	opts     cmdline.Options
-	cmdline  string
-	warnings []string
-	console  io.Writer
-	log      *slog.Logger
-	ring     *supervise.Ring
+	opts    cmdline.Options
+	cmdline string
+	console io.Writer
+	log     *slog.Logger
 
 	rel      release.Info
 	inv      hw.Inventory
-	notes    []string    // shown on the status screen
 	powerOff atomic.Bool // the power button was pressed
+
+	mu    sync.Mutex
+	notes []string // shown on the status screen; added to from several goroutines
 }
 
 // run is the boot flow. It returns when ctx ends (SIGTERM, or the power
@@ -101,10 +103,19 @@ func (b *boot) step(format string, args ...any) {
 	fmt.Fprintf(b.console, "[%7.2fs] %s\n", uptime().Seconds(), fmt.Sprintf(format, args...))
 }
 
+// note logs a problem and keeps it on the status screen.
 func (b *boot) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	b.mu.Lock()
 	b.notes = append(b.notes, msg)
+	b.mu.Unlock()
 	b.log.Warn(msg)
+}
+
+func (b *boot) currentNotes() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.notes)
 }
 
 // mount adds what u-root's init leaves out: a tmpfs on /run for sockets and
@@ -251,21 +262,25 @@ func tpmManufacturer() (string, error) {
 	return "", lastErr
 }
 
-// setHostname sets the given name, or when empty derives one from the
-// first NIC's MAC so that every box has a distinct name from the start.
+// setHostname sets the given name, or when empty one derived from the box.
 func (b *boot) setHostname(name string) {
 	if name == "" {
-		name = "onecloud"
-		for _, n := range b.inv.NICs {
-			if n.MAC != "" {
-				name = "oc-" + strings.ReplaceAll(n.MAC, ":", "")
-				break
-			}
-		}
+		name = defaultHostname(b.inv)
 	}
 	if err := unix.Sethostname([]byte(name)); err != nil {
 		b.note("cannot set host name %q: %v", name, err)
 	}
+}
+
+// defaultHostname names a box after its first NIC's MAC, so that every box
+// has a distinct name from the start, before DHCP or the cluster names it.
+func defaultHostname(inv hw.Inventory) string {
+	for _, n := range inv.NICs {
+		if n.MAC != "" {
+			return "oc-" + strings.ReplaceAll(n.MAC, ":", "")
+		}
+	}
+	return "onecloud"
 }
 
 func (b *boot) netConfig() netup.Config {

@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,7 +21,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/onecloud-edu/onecloud/firmware/cmdline"
-	"github.com/onecloud-edu/onecloud/firmware/supervise"
 )
 
 func main() {
@@ -34,17 +32,14 @@ func main() {
 	}
 	opts, warnings := cmdline.Parse(string(raw))
 
-	// The firmware's own log goes to the console and to a ring buffer that
-	// the console's log view will show.
-	ring := supervise.NewRing(500)
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(console, ring), &slog.HandlerOptions{Level: level(opts.LogLevel)}))
-	for _, w := range warnings {
-		log.Warn("kernel command line: " + w)
-	}
+	log := slog.New(slog.NewTextHandler(console, &slog.HandlerOptions{Level: level(opts.LogLevel)}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	b := &boot{opts: opts, cmdline: string(raw), warnings: warnings, console: console, log: log, ring: ring}
+	b := &boot{opts: opts, cmdline: string(raw), console: console, log: log}
+	for _, w := range warnings {
+		b.note("kernel command line: %s", w)
+	}
 	if err := b.run(ctx); err != nil {
 		// Reaching here means the boot flow itself is broken; u-root's init
 		// then starts a shell on the console, which is what a technician needs.

@@ -76,7 +76,7 @@ func (b *boot) state(ctx context.Context, sup *supervise.Supervisor, nics []netu
 		Inventory: &b.inv,
 		NICs:      nics,
 		Services:  sup.States(),
-		Notes:     b.notes,
+		Notes:     b.currentNotes(),
 	}
 	st.Hostname, _ = os.Hostname()
 	if !b.opts.Noded {
