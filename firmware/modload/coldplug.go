@@ -10,12 +10,21 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Inserter puts one module file into the running kernel. The firmware uses
 // finit_module(2) (see Kernel); tests record the calls instead.
 type Inserter interface {
 	Insert(path, params string) error
+}
+
+// DeviceEvents reports the modaliases of the devices added since it was
+// last asked, without waiting (Uevents on a box).
+type DeviceEvents interface {
+	Added() ([]string, error)
 }
 
 // ErrAlreadyLoaded is what an Inserter returns when the module is in the
@@ -43,7 +52,14 @@ type Coldplug struct {
 	// Loaded names modules already in the kernel (see LoadedModules), so a
 	// second pass does not read them again.
 	Loaded []string
-	Log    *slog.Logger
+	// Events, when set, tells which devices the loaded drivers added, so
+	// that sysfs is scanned only once.
+	Events DeviceEvents
+	// Parallel is how many modules load at once (default 1). Drivers spend
+	// much of their load time waiting for their hardware to reset, so a few
+	// at a time shorten the boot; dependencies still load first.
+	Parallel int
+	Log      *slog.Logger
 }
 
 // bootCritical are the driver folders a box needs before it can reach the
@@ -71,7 +87,7 @@ func BootCritical(path string) bool {
 
 // Report says what a coldplug did.
 type Report struct {
-	Loaded  []string          // in load order
+	Loaded  []string          // in the order they were loaded
 	Failed  map[string]string // module -> why
 	Skipped []string          // named in Skip but asked for by a device
 	Rounds  int
@@ -85,104 +101,221 @@ const maxRounds = 6
 // its dependencies, and repeats while new modules appear. A module that fails
 // is logged and skipped: the box boots on with what it has.
 func (c *Coldplug) Run(ctx context.Context) Report {
-	r := Report{Failed: map[string]string{}}
-	log := c.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	p := &pass{c: c, log: c.Log, r: Report{Failed: map[string]string{}}, tried: map[string]bool{}, skip: map[string]bool{}, inserts: map[string]*insert{}}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
 	}
-	tried := map[string]bool{}
-	skip := map[string]bool{}
 	for _, s := range c.Skip {
-		skip[Name(s)] = true
+		p.skip[Name(s)] = true
 	}
 	for _, m := range c.Loaded {
-		r.Loaded = append(r.Loaded, Name(m))
-	}
-	already := len(r.Loaded)
-	load := func(mod string) bool {
-		if tried[mod] {
-			return false
-		}
-		tried[mod] = true
-		if skip[mod] {
-			r.Skipped = append(r.Skipped, mod)
-			log.Info("module skipped by onecloud.modules.skip", "module", mod)
-			return false
-		}
-		if c.Index.Builtin(mod) {
-			return false
-		}
-		order, err := c.Index.Order(mod)
-		if err != nil {
-			r.Failed[mod] = err.Error()
-			log.Warn("cannot load module", "module", mod, "err", err)
-			return false
-		}
-		progress := false
-		for _, m := range order {
-			if slices.Contains(r.Loaded, m) || r.Failed[m] != "" {
-				continue
-			}
-			if skip[m] {
-				r.Failed[mod] = fmt.Sprintf("needs %s, which onecloud.modules.skip names", m)
-				log.Warn("cannot load module", "module", mod, "err", r.Failed[mod])
-				return progress
-			}
-			err := c.Inserter.Insert(c.Index.Path(m), Params(c.Cmdline, m))
-			switch {
-			case err == nil:
-				r.Loaded = append(r.Loaded, m)
-				log.Debug("module loaded", "module", m)
-				progress = true
-			case errors.Is(err, ErrAlreadyLoaded):
-				r.Loaded = append(r.Loaded, m)
-			default:
-				r.Failed[m] = err.Error()
-				log.Warn("module failed to load; booting on without it", "module", m, "err", err)
-				if m != mod {
-					r.Failed[mod] = fmt.Sprintf("its dependency %s failed", m)
-				}
-				return progress
-			}
-		}
-		return progress
+		done := make(chan struct{})
+		close(done)
+		p.inserts[Name(m)] = &insert{done: done}
 	}
 
+	var extra []string
 	for _, m := range c.Extra {
 		if !c.Index.Known(m) && !c.Index.Builtin(m) {
-			r.Failed[Name(m)] = "not in this image (onecloud.modules.load)"
-			log.Warn("module named by onecloud.modules.load is not in this image", "module", m)
+			p.r.Failed[Name(m)] = "not in this image (onecloud.modules.load)"
+			p.log.Warn("module named by onecloud.modules.load is not in this image", "module", m)
 			continue
 		}
-		load(Name(m))
+		extra = append(extra, Name(m))
 	}
-	for r.Rounds < maxRounds {
-		if ctx.Err() != nil {
-			break
-		}
-		r.Rounds++
-		aliases, err := Modaliases(c.SysDir)
-		if err != nil {
-			log.Warn("scanning devices", "err", err)
-		}
-		log.Debug("devices scanned", "round", r.Rounds, "modaliases", len(aliases))
-		progress := false
+	p.loadAll(extra)
+
+	// One scan of sysfs finds the devices present; after that, the devices
+	// that loaded drivers add (a bus driver's children) come from Events
+	// when it is set, and from a new scan otherwise.
+	aliases := p.scan()
+	for p.r.Rounds < maxRounds && ctx.Err() == nil {
+		p.r.Rounds++
+		var wanted []string
 		for _, a := range aliases {
 			for _, m := range c.Index.Match(a) {
-				if c.Want != nil && !c.Want(c.Index.paths[m]) {
-					continue
-				}
-				if load(m) {
-					progress = true
+				if c.Want == nil || c.Want(c.Index.paths[m]) {
+					wanted = append(wanted, m)
 				}
 			}
 		}
-		if !progress {
+		// NIC drivers first: a NIC's link negotiation takes a second or two,
+		// which can then overlap the loading of the others.
+		slices.SortStableFunc(wanted, func(a, b string) int {
+			return cmpBool(isNIC(c.Index.paths[b]), isNIC(c.Index.paths[a]))
+		})
+		if !p.loadAll(wanted) {
 			break
 		}
+		if c.Events == nil {
+			aliases = p.scan()
+			continue
+		}
+		added, err := c.Events.Added()
+		if err != nil {
+			p.log.Warn("device events; scanning sysfs instead", "err", err)
+			aliases = p.scan()
+			continue
+		}
+		p.log.Debug("devices added by the loaded drivers", "round", p.r.Rounds, "modaliases", len(added))
+		if len(added) == 0 {
+			break
+		}
+		aliases = added
 	}
-	r.Loaded = r.Loaded[already:]
-	return r
+	return p.r
+}
+
+func isNIC(path string) bool { return strings.HasPrefix(path, "kernel/drivers/net/ethernet/") }
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// scan reads the modaliases of the devices present.
+func (p *pass) scan() []string {
+	start := time.Now()
+	aliases, err := Modaliases(p.c.SysDir)
+	if err != nil {
+		p.log.Warn("scanning devices", "err", err)
+	}
+	p.log.Debug("devices scanned", "modaliases", len(aliases), "took", time.Since(start).Round(time.Millisecond))
+	return aliases
+}
+
+// pass is the state of one Run, shared by its loading goroutines.
+type pass struct {
+	c   *Coldplug
+	log *slog.Logger
+
+	mu      sync.Mutex
+	r       Report
+	tried   map[string]bool    // modules asked for, by a device or by Extra
+	skip    map[string]bool    // onecloud.modules.skip
+	inserts map[string]*insert // every module inserted or being inserted
+}
+
+// insert is one module's way into the kernel: started once, awaited by
+// everyone who needs it.
+type insert struct {
+	done  chan struct{}
+	err   error
+	fresh bool // newly loaded now, not found already loaded
+}
+
+// loadAll loads the modules not tried before, each with its dependencies,
+// up to Parallel at a time: a NIC driver that waits for its PHY no longer
+// holds up the disk driver. It reports whether any module was newly loaded.
+func (p *pass) loadAll(mods []string) bool {
+	var todo []string
+	p.mu.Lock()
+	for _, m := range mods {
+		if !p.tried[m] {
+			p.tried[m] = true
+			todo = append(todo, m)
+		}
+	}
+	p.mu.Unlock()
+
+	workers := max(p.c.Parallel, 1)
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	var progress atomic.Bool
+	for _, m := range todo {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if p.load(m) {
+				progress.Store(true)
+			}
+		}()
+	}
+	wg.Wait()
+	return progress.Load()
+}
+
+// load loads mod after its dependencies; true if anything was newly loaded.
+func (p *pass) load(mod string) bool {
+	if p.skip[mod] {
+		p.mu.Lock()
+		p.r.Skipped = append(p.r.Skipped, mod)
+		p.mu.Unlock()
+		p.log.Info("module skipped by onecloud.modules.skip", "module", mod)
+		return false
+	}
+	if p.c.Index.Builtin(mod) {
+		return false
+	}
+	fail := func(m, why string) {
+		p.mu.Lock()
+		p.r.Failed[m] = why
+		p.mu.Unlock()
+	}
+	order, err := p.c.Index.Order(mod)
+	if err != nil {
+		fail(mod, err.Error())
+		p.log.Warn("cannot load module", "module", mod, "err", err)
+		return false
+	}
+	progress := false
+	for _, m := range order {
+		if p.skip[m] {
+			fail(mod, fmt.Sprintf("needs %s, which onecloud.modules.skip names", m))
+			p.log.Warn("cannot load module", "module", mod, "needs", m, "err", "skipped by onecloud.modules.skip")
+			return progress
+		}
+		fresh, err := p.insert(m)
+		if err != nil {
+			if m != mod {
+				fail(mod, fmt.Sprintf("its dependency %s failed", m))
+			}
+			return progress
+		}
+		progress = progress || fresh
+	}
+	return progress
+}
+
+// insert puts m into the kernel once, however many modules need it; later
+// callers wait for the first one's result.
+func (p *pass) insert(m string) (fresh bool, err error) {
+	p.mu.Lock()
+	if in, ok := p.inserts[m]; ok {
+		p.mu.Unlock()
+		<-in.done
+		return false, in.err
+	}
+	in := &insert{done: make(chan struct{})}
+	p.inserts[m] = in
+	p.mu.Unlock()
+
+	err = p.c.Inserter.Insert(p.c.Index.Path(m), Params(p.c.Cmdline, m))
+	switch {
+	case err == nil:
+		in.fresh = true
+		p.log.Debug("module loaded", "module", m)
+	case errors.Is(err, ErrAlreadyLoaded):
+		err = nil
+	default:
+		p.log.Warn("module failed to load; booting on without it", "module", m, "err", err)
+	}
+	p.mu.Lock()
+	in.err = err
+	if err == nil {
+		p.r.Loaded = append(p.r.Loaded, m)
+	} else {
+		p.r.Failed[m] = err.Error()
+	}
+	p.mu.Unlock()
+	close(in.done)
+	return in.fresh, err
 }
 
 // LoadedModules reads the names of the modules in the kernel from a
@@ -202,32 +335,44 @@ func LoadedModules(procModules string) ([]string, error) {
 }
 
 // Modaliases returns the distinct modalias strings of the devices on every
-// bus and in every class under sysDir, sorted. Walking sysDir/devices would find the same
-// devices but reads every attribute directory on the way, which costs
-// seconds under software emulation; the bus and class lists are short. The CPU's
-// features (which pull kvm_intel or kvm_amd and the crypto drivers) are the
-// one modalias outside the buses. An unreadable
-// modalias is skipped and named in the error: a half-dead device must not
-// hide the others.
+// bus under sysDir, of the input devices (a class, not a bus) and of the CPU
+// (whose features pull kvm_intel or kvm_amd and the crypto drivers), sorted.
+// Walking sysDir/devices would find the same devices but read every
+// attribute folder on the way, which costs seconds under emulation. An
+// unreadable modalias is skipped and named in the error: a half-dead device
+// must not hide the others.
 func Modaliases(sysDir string) ([]string, error) {
 	var files []string
-	for _, pattern := range []string{
-		filepath.Join(sysDir, "bus", "*", "devices", "*", "modalias"),
-		filepath.Join(sysDir, "class", "*", "*", "modalias"), // input devices are a class, not a bus
-	} {
-		m, err := filepath.Glob(pattern)
+	buses, err := os.ReadDir(filepath.Join(sysDir, "bus"))
+	if err != nil {
+		return nil, fmt.Errorf("scan %s for devices: %w", sysDir, err)
+	}
+	// Listing the device folders and opening each modalias directly costs
+	// one system call per device less than globbing, which would lstat each
+	// file first; sysfs makes every first lookup expensive.
+	dirs := []string{filepath.Join(sysDir, "class", "input")} // input devices are a class, not a bus
+	for _, b := range buses {
+		dirs = append(dirs, filepath.Join(sysDir, "bus", b.Name(), "devices"))
+	}
+	for _, d := range dirs {
+		devs, err := os.ReadDir(d)
 		if err != nil {
-			return nil, fmt.Errorf("scan %s for devices: %w", sysDir, err)
+			continue // a bus without devices folder, or no input class
 		}
-		files = append(files, m...)
+		for _, dev := range devs {
+			files = append(files, filepath.Join(d, dev.Name(), "modalias"))
+		}
 	}
 	files = append(files, filepath.Join(sysDir, "devices", "system", "cpu", "modalias"))
+
 	seen := map[string]bool{}
 	var bad []error
 	for _, p := range files {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) { // a device that just went away is no problem
+			// Most devices have no modalias, and one that just went away is no
+			// problem; anything else is worth a word.
+			if !errors.Is(err, fs.ErrNotExist) {
 				bad = append(bad, err)
 			}
 			continue

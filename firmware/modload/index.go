@@ -37,9 +37,10 @@ type alias struct {
 }
 
 // Name normalises a module name: the kernel treats '-' and '_' alike, and
-// file names carry a .ko suffix.
+// file names carry a .ko suffix, and .ko.zst when compressed.
 func Name(s string) string {
 	s = path.Base(s)
+	s = strings.TrimSuffix(s, ".zst")
 	s = strings.TrimSuffix(s, ".ko")
 	return strings.ReplaceAll(s, "-", "_")
 }

@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // A miniature module tree as the image-builder writes it: e1000 for a PCI
@@ -84,6 +87,14 @@ type fakeKernel struct {
 	inserted []string
 	params   map[string]string
 	fail     map[string]error
+	events   []string // modaliases of devices added, for Added
+}
+
+// Added makes fakeKernel a DeviceEvents too.
+func (k *fakeKernel) Added() ([]string, error) {
+	out := k.events
+	k.events = nil
+	return out, nil
 }
 
 func (k *fakeKernel) Insert(path, params string) error {
@@ -96,13 +107,14 @@ func (k *fakeKernel) Insert(path, params string) error {
 		k.params[name] = params
 	}
 	if name == "virtio_pci" {
-		for dev, alias := range map[string]string{
-			"pci0000:00/0000:00:04.0/virtio0": "virtio:d00000001v00001AF4",
-			"pci0000:00/0000:00:05.0/virtio1": "virtio:d00000002v00001AF4",
+		for _, d := range []struct{ path, alias string }{
+			{"pci0000:00/0000:00:04.0/virtio0", "virtio:d00000001v00001AF4"},
+			{"pci0000:00/0000:00:05.0/virtio1", "virtio:d00000002v00001AF4"},
 		} {
-			if err := addDevice(k.root, "virtio", dev, alias); err != nil {
+			if err := addDevice(k.root, "virtio", d.path, d.alias); err != nil {
 				return err
 			}
+			k.events = append(k.events, d.alias)
 		}
 	}
 	return nil
@@ -152,16 +164,13 @@ func TestColdplug(t *testing.T) {
 		wantParams map[string]string
 	}{
 		{
-			name: "devices pull their drivers, bus children in a second round",
-			wantLoaded: []string{
-				"kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000",
-				"failover", "net_failover", "virtio_net", "virtio_blk",
-			},
+			name:       "devices pull their drivers, bus children in a second round",
+			wantLoaded: []string{"e1000", "kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk"},
 		},
 		{
 			name:       "module parameters from the command line",
 			cmdline:    "console=ttyS0 e1000.debug=16 e1000.copybreak=0 virtio-net.napi_tx=1 e1000.flag",
-			wantLoaded: []string{"kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000", "failover", "net_failover", "virtio_net", "virtio_blk"},
+			wantLoaded: []string{"e1000", "kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk"},
 			wantParams: map[string]string{"e1000": "debug=16 copybreak=0", "virtio_net": "napi_tx=1"},
 		},
 		{
@@ -172,7 +181,7 @@ func TestColdplug(t *testing.T) {
 		{
 			name:       "a failing module does not stop the others",
 			fail:       map[string]error{"failover": errors.New("exec format error")},
-			wantLoaded: []string{"kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000", "virtio_blk"},
+			wantLoaded: []string{"e1000", "kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "virtio_blk"},
 			wantFailed: []string{"failover", "virtio_net"},
 		},
 		{
@@ -183,40 +192,45 @@ func TestColdplug(t *testing.T) {
 		{
 			name:       "extra modules, unknown extra reported",
 			extra:      []string{"bridge", "no_such_mod", "tpm_tis"},
-			wantLoaded: []string{"stp", "bridge", "kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000", "failover", "net_failover", "virtio_net", "virtio_blk"},
+			wantLoaded: []string{"stp", "bridge", "e1000", "kvm", "kvm_intel", "evdev", "virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk"},
 			wantFailed: []string{"no_such_mod"},
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			root, ix := newBox(t)
-			k := &fakeKernel{root: root, params: map[string]string{}, fail: tc.fail}
-			c := Coldplug{
-				Index: ix, Inserter: k, SysDir: filepath.Join(root, "sys"),
-				Cmdline: tc.cmdline, Skip: tc.skip, Extra: tc.extra,
-			}
-			r := c.Run(context.Background())
-			if !reflect.DeepEqual(k.inserted, tc.wantLoaded) {
-				t.Errorf("inserted %q, want %q", k.inserted, tc.wantLoaded)
-			}
-			var failed []string
-			for m := range r.Failed {
-				failed = append(failed, m)
-			}
-			if len(failed) != len(tc.wantFailed) {
-				t.Errorf("failed = %v, want %q", r.Failed, tc.wantFailed)
-			}
-			for _, m := range tc.wantFailed {
-				if r.Failed[m] == "" {
-					t.Errorf("module %s should be reported as failed; report %v", m, r.Failed)
+		for _, events := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/events=%v", tc.name, events), func(t *testing.T) {
+				root, ix := newBox(t)
+				k := &fakeKernel{root: root, params: map[string]string{}, fail: tc.fail}
+				c := Coldplug{
+					Index: ix, Inserter: k, SysDir: filepath.Join(root, "sys"),
+					Cmdline: tc.cmdline, Skip: tc.skip, Extra: tc.extra,
 				}
-			}
-			if tc.wantParams == nil {
-				tc.wantParams = map[string]string{}
-			}
-			if !reflect.DeepEqual(k.params, tc.wantParams) {
-				t.Errorf("params %q, want %q", k.params, tc.wantParams)
-			}
-		})
+				if events {
+					c.Events = k // devices added by drivers come as events, no rescan
+				}
+				r := c.Run(context.Background())
+				if !reflect.DeepEqual(k.inserted, tc.wantLoaded) {
+					t.Errorf("inserted %q, want %q", k.inserted, tc.wantLoaded)
+				}
+				var failed []string
+				for m := range r.Failed {
+					failed = append(failed, m)
+				}
+				if len(failed) != len(tc.wantFailed) {
+					t.Errorf("failed = %v, want %q", r.Failed, tc.wantFailed)
+				}
+				for _, m := range tc.wantFailed {
+					if r.Failed[m] == "" {
+						t.Errorf("module %s should be reported as failed; report %v", m, r.Failed)
+					}
+				}
+				if tc.wantParams == nil {
+					tc.wantParams = map[string]string{}
+				}
+				if !reflect.DeepEqual(k.params, tc.wantParams) {
+					t.Errorf("params %q, want %q", k.params, tc.wantParams)
+				}
+			})
+		}
 	}
 }
 
@@ -284,7 +298,7 @@ func TestTwoPasses(t *testing.T) {
 	k := &fakeKernel{root: root, params: map[string]string{}}
 	first := Coldplug{Index: ix, Inserter: k, SysDir: filepath.Join(root, "sys"), Want: BootCritical}
 	r1 := first.Run(context.Background())
-	if want := []string{"evdev", "virtio_pci_modern_dev", "virtio_pci", "e1000", "failover", "net_failover", "virtio_net", "virtio_blk"}; !reflect.DeepEqual(r1.Loaded, want) {
+	if want := []string{"e1000", "evdev", "virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk"}; !reflect.DeepEqual(r1.Loaded, want) {
 		t.Errorf("first pass loaded %q, want %q", r1.Loaded, want)
 	}
 	second := Coldplug{Index: ix, Inserter: k, SysDir: filepath.Join(root, "sys"), Loaded: r1.Loaded}
@@ -327,5 +341,50 @@ func BenchmarkMatch(b *testing.B) {
 				ix.Match(d)
 			}
 		}
+	}
+}
+
+// lockedKernel is a fakeKernel safe for parallel loads; e1000 takes a while,
+// as a real NIC driver does while its PHY resets.
+type lockedKernel struct {
+	mu sync.Mutex
+	fakeKernel
+}
+
+func (k *lockedKernel) Insert(path, params string) error {
+	if Name(path) == "e1000" {
+		time.Sleep(20 * time.Millisecond)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.fakeKernel.Insert(path, params)
+}
+
+func TestParallelLoadsEachModuleOnceDependenciesFirst(t *testing.T) {
+	root, ix := newBox(t)
+	k := &lockedKernel{fakeKernel: fakeKernel{root: root, params: map[string]string{}}}
+	c := Coldplug{Index: ix, Inserter: k, SysDir: filepath.Join(root, "sys"), Parallel: 4}
+	r := c.Run(context.Background())
+	want := []string{"evdev", "failover", "kvm", "kvm_intel", "net_failover", "virtio_blk", "virtio_net", "virtio_pci", "virtio_pci_modern_dev", "e1000"}
+	got := slices.Clone(k.inserted)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("inserted %q, want each of %q once", k.inserted, want)
+	}
+	pos := map[string]int{}
+	for i, m := range k.inserted {
+		pos[m] = i
+	}
+	for m := range pos {
+		order, _ := ix.Order(m)
+		for _, dep := range order[:len(order)-1] {
+			if pos[dep] > pos[m] {
+				t.Errorf("%s was loaded before its dependency %s: %q", m, dep, k.inserted)
+			}
+		}
+	}
+	if len(r.Loaded) != len(want) || len(r.Failed) != 0 {
+		t.Errorf("report: loaded %q, failed %v", r.Loaded, r.Failed)
 	}
 }

@@ -99,9 +99,13 @@ type Config struct {
 	// FirstJitter is the upper bound of a random wait before the very first
 	// DISCOVER, so that boxes powered on together do not ask together.
 	FirstJitter time.Duration
-	// Poll is how often carrier is checked.
+	// Poll is how often carrier is checked (default 200 ms: a netlink query,
+	// cheap even on a thin terminal, and short next to a DHCP exchange).
 	Poll time.Duration
-	Log  *slog.Logger
+	// BootWindow is how long after Run starts new NICs are looked for every
+	// Poll (default 30 s, while drivers load); after it, every 20 Polls.
+	BootWindow time.Duration
+	Log        *slog.Logger
 }
 
 // Manager runs the NICs.
@@ -117,7 +121,10 @@ type Manager struct {
 // New returns a Manager; call Run to start it.
 func New(cfg Config, dhcp DHCP, host Host) *Manager {
 	if cfg.Poll <= 0 {
-		cfg.Poll = 500 * time.Millisecond
+		cfg.Poll = 200 * time.Millisecond
+	}
+	if cfg.BootWindow <= 0 {
+		cfg.BootWindow = 30 * time.Second
 	}
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = 4 * time.Second
@@ -156,46 +163,78 @@ func (m *Manager) NICs() []NIC {
 	return out
 }
 
-// Run brings up every physical NIC and handles each until ctx ends. It
-// returns an error only when the NICs cannot even be listed.
+// Run brings up every physical NIC and handles each until ctx ends. NICs
+// that appear later (a driver still loading, a USB adapter plugged in) are
+// picked up too: the list is read again every Poll during the first
+// BootWindow, when drivers are still loading, and every few seconds after.
+// Run returns an error only when the NICs cannot even be listed at first.
 func (m *Manager) Run(ctx context.Context) error {
-	links, err := m.host.Links()
-	if err != nil {
-		return fmt.Errorf("list network interfaces: %w", err)
-	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	started := time.Now()
 	metric := 100
-	for _, l := range links {
-		if !l.Physical {
-			continue
+	for first := true; ; first = false {
+		links, err := m.host.Links()
+		if err != nil && first {
+			return fmt.Errorf("list network interfaces: %w", err)
 		}
-		static, isStatic := m.cfg.Static[l.Name]
-		if !isStatic && len(m.cfg.Only) > 0 && !slices.Contains(m.cfg.Only, l.Name) {
-			continue
+		if err != nil {
+			m.cfg.Log.Warn("listing network interfaces", "err", err)
 		}
-		n := &NIC{Name: l.Name, MAC: l.MAC, Phase: PhaseNoCarrier}
-		m.mu.Lock()
-		m.nics[l.Name] = n
-		m.mu.Unlock()
-		if err := m.host.Up(l.Name); err != nil {
-			m.update(l.Name, func(n *NIC) { n.Phase, n.LastError = PhaseError, fmt.Sprintf("cannot bring the link up: %v", err) })
-			m.cfg.Log.Error("cannot bring NIC up", "nic", l.Name, "err", err)
-			continue
-		}
-		wg.Add(1)
-		go func(name string, metric int) {
-			defer wg.Done()
-			if isStatic {
-				m.runStatic(ctx, name, static, metric)
-				return
+		for _, l := range links {
+			if m.handle(ctx, &wg, l, metric) {
+				metric++
 			}
-			m.runDHCP(ctx, name, metric)
-		}(l.Name, metric)
-		metric++
+		}
+		if first {
+			m.notify() // the list is known, even if empty
+		}
+		every := m.cfg.Poll
+		if time.Since(started) > m.cfg.BootWindow {
+			every = 20 * m.cfg.Poll
+		}
+		if !sleep(ctx, every) {
+			return nil
+		}
+	}
+}
+
+// handle starts the goroutine of a NIC not seen before; it reports whether
+// it did.
+func (m *Manager) handle(ctx context.Context, wg *sync.WaitGroup, l Link, metric int) bool {
+	if !l.Physical {
+		return false
+	}
+	static, isStatic := m.cfg.Static[l.Name]
+	if !isStatic && len(m.cfg.Only) > 0 && !slices.Contains(m.cfg.Only, l.Name) {
+		return false
+	}
+	m.mu.Lock()
+	_, known := m.nics[l.Name]
+	if !known {
+		m.nics[l.Name] = &NIC{Name: l.Name, MAC: l.MAC, Phase: PhaseNoCarrier}
+	}
+	m.mu.Unlock()
+	if known {
+		return false
+	}
+	m.cfg.Log.Debug("NIC found", "nic", l.Name, "mac", l.MAC)
+	if err := m.host.Up(l.Name); err != nil {
+		m.update(l.Name, func(n *NIC) { n.Phase, n.LastError = PhaseError, fmt.Sprintf("cannot bring the link up: %v", err) })
+		m.cfg.Log.Error("cannot bring NIC up", "nic", l.Name, "err", err)
+		return true
 	}
 	m.notify()
-	wg.Wait()
-	return nil
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if isStatic {
+			m.runStatic(ctx, l.Name, static, metric)
+			return
+		}
+		m.runDHCP(ctx, l.Name, metric)
+	}()
+	return true
 }
 
 func (m *Manager) update(name string, fn func(*NIC)) {
@@ -261,6 +300,7 @@ func (m *Manager) runDHCP(ctx context.Context, name string, metric int) {
 		if !m.waitCarrier(ctx, name) {
 			return
 		}
+		log.Debug("carrier up")
 		if first && m.cfg.FirstJitter > 0 {
 			first = false
 			if !sleep(ctx, time.Duration(m.cfg.Backoff.Rand(int64(m.cfg.FirstJitter)))) {
@@ -311,6 +351,7 @@ func (m *Manager) acquire(ctx context.Context, name string, want netip.Addr, log
 	for {
 		m.update(name, func(n *NIC) { n.Phase, n.NextTry = PhaseDiscovering, time.Time{} })
 		actx, cancel := context.WithTimeout(ctx, 2*m.cfg.AttemptTimeout)
+		log.Debug("DHCP attempt", "want", want)
 		lease, err := m.dhcp.Acquire(actx, name, want)
 		cancel()
 		if err == nil {

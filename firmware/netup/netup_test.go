@@ -26,8 +26,12 @@ type fakeNet struct {
 	lease    func(nic string) Lease
 }
 
-func (f *fakeNet) Links() ([]Link, error) { return f.links, nil }
-func (f *fakeNet) Up(name string) error   { return f.upErr[name] }
+func (f *fakeNet) Links() ([]Link, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.links), nil
+}
+func (f *fakeNet) Up(name string) error { return f.upErr[name] }
 func (f *fakeNet) Carrier(name string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -285,5 +289,26 @@ func TestBroadcast(t *testing.T) {
 		if got := broadcast(netip.MustParsePrefix(in)).String(); got != want {
 			t.Errorf("broadcast(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// A NIC whose driver loads after Run started (or a USB adapter plugged in
+// later) is found and configured too.
+func TestNICThatAppearsLater(t *testing.T) {
+	f := newFake()
+	f.links = f.links[:1] // only lo at first
+	_, wait := run(t, fastConfig(), f)
+	wait("the empty list published", func(n []NIC) bool { return len(n) == 0 })
+	f.mu.Lock()
+	f.links = append(f.links, Link{Name: "eth0", MAC: "52:54:00:00:00:01", Physical: true})
+	f.carrier["eth0"] = true
+	f.mu.Unlock()
+	nics := wait("eth0 bound", func(n []NIC) bool { return find(n, "eth0").Phase == PhaseBound })
+	if len(nics) != 1 {
+		t.Errorf("NICs = %+v", nics)
+	}
+	_, applied, _, _ := f.snapshot()
+	if !slices.Equal(applied, []string{"eth0 10.77.1.50/24 100"}) {
+		t.Errorf("applied %q", applied)
 	}
 }

@@ -260,7 +260,7 @@ func required(p Profile, commands []Command, mods *kmod.Set) []string {
 			want = append(want, path.Join(dir, f))
 		}
 		for _, m := range mods.Modules {
-			want = append(want, path.Join(dir, m.Path))
+			want = append(want, path.Join(dir, m.Path+ModuleSuffix))
 		}
 	}
 	return want
@@ -277,7 +277,7 @@ func moduleInfos(s *kmod.Set) []ModuleInfo {
 			deps = append(deps, d.Name)
 		}
 		infos = append(infos, ModuleInfo{
-			Name: m.Name, Path: m.Path, Size: m.Size, Depends: deps,
+			Name: m.Name, Path: m.Path + ModuleSuffix, Size: m.Size, Depends: deps,
 			Wanted: slices.Contains(s.Wanted, m.Name),
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/onecloud-edu/onecloud/image-builder/kmod"
 	"github.com/onecloud-edu/onecloud/internal/release"
 	"github.com/u-root/gobusybox/src/pkg/bb/findpkg"
@@ -44,6 +45,10 @@ func resolveCommands(ctx context.Context, moduleRoot string, patterns []string, 
 	return pkgs, nil
 }
 
+// ModuleSuffix ends the name of every kernel module in the image: they are
+// stored compressed with zstd ("e1000.ko.zst"), as depmod names them.
+const ModuleSuffix = ".zst"
+
 // skeleton is what the image holds besides the Go commands: u-root's default
 // directories and device nodes, the release file, and the kernel modules
 // (mods may be nil) with their index files. It is kept in memory with fixed
@@ -65,12 +70,21 @@ func skeleton(rel release.Info, mods *kmod.Set, modulesDir string) (*cpio.Archiv
 		return a, nil
 	}
 	dir := path.Join("lib/modules", mods.Release)
+	// The modules are stored zstd-compressed (the firmware's loader unpacks
+	// each as it loads it): the initramfs stays in RAM for as long as a
+	// diskless terminal runs, and the kernel unpacks it at every boot, so
+	// 22 MiB of mostly unused drivers are worth shrinking to a third.
+	zw, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+	if err != nil {
+		return nil, err
+	}
+	defer zw.Close()
 	for _, m := range mods.Modules {
 		b, err := os.ReadFile(filepath.Join(modulesDir, m.Path))
 		if err != nil {
 			return nil, fmt.Errorf("read kernel module (if the kernel cache is damaged, delete it and build again): %w", err)
 		}
-		if err := file(path.Join(dir, m.Path), b); err != nil {
+		if err := file(path.Join(dir, m.Path+ModuleSuffix), zw.EncodeAll(b, nil)); err != nil {
 			return nil, err
 		}
 	}
@@ -78,7 +92,7 @@ func skeleton(rel release.Info, mods *kmod.Set, modulesDir string) (*cpio.Archiv
 		name string
 		data []byte
 	}{
-		{"modules.dep", mods.DepFile()},
+		{"modules.dep", mods.DepFile(ModuleSuffix)},
 		{"modules.alias", mods.AliasFile()},
 		{"modules.softdep", mods.SoftdepFile()},
 	} {

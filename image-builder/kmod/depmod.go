@@ -17,13 +17,15 @@ import (
 // module's entries in .modinfo order) so that the files are reproducible.
 
 // DepFile returns modules.dep: each module's path, a colon, and the paths of
-// all the modules it needs in the order Deps gives.
-func (s *Set) DepFile() []byte {
+// all the modules it needs in the order Deps gives. suffix is appended to
+// every path: ".zst" when the image holds the modules compressed, as depmod
+// writes "kernel/.../e1000.ko.zst".
+func (s *Set) DepFile(suffix string) []byte {
 	var b strings.Builder
 	for _, m := range s.Modules {
-		b.WriteString(m.Path + ":")
+		b.WriteString(m.Path + suffix + ":")
 		for _, d := range s.Deps(m.Name) {
-			b.WriteString(" " + d.Path)
+			b.WriteString(" " + d.Path + suffix)
 		}
 		b.WriteString("\n")
 	}

@@ -14,7 +14,7 @@ func TestDepmodFiles(t *testing.T) {
 	}{
 		{
 			file: "modules.dep",
-			got:  s.DepFile(),
+			got:  s.DepFile(""),
 			want: `kernel/crypto/crc32c_generic.ko:
 kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
 kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko
@@ -27,6 +27,11 @@ kernel/fs/mbcache.ko:
 kernel/lib/crc16.ko:
 kernel/net/core/failover.ko:
 `,
+		},
+		{
+			file: "modules.dep, compressed modules",
+			got:  s.DepFile(".zst")[:len("kernel/crypto/crc32c_generic.ko.zst:\nkernel/drivers/net/net_failover.ko.zst: kernel/net/core/failover.ko.zst\n")],
+			want: "kernel/crypto/crc32c_generic.ko.zst:\nkernel/drivers/net/net_failover.ko.zst: kernel/net/core/failover.ko.zst\n",
 		},
 		{
 			file: "modules.alias",

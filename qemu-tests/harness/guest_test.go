@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -127,10 +128,31 @@ func modulesInInitramfs(path string) (moduleSource, error) {
 		return src, fmt.Errorf("%s: %w", path, err)
 	}
 	err = cpio.ForEachRecord(cpio.Newc.Reader(bytes.NewReader(archive)), func(r cpio.Record) error {
-		if name, ok := strings.CutSuffix(filepath.Base(r.Name), ".ko"); ok && strings.Contains(r.Name, "lib/modules/") {
-			src.read[strings.ReplaceAll(name, "-", "_")] = func() ([]byte, error) {
-				return io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+		if !strings.Contains(r.Name, "lib/modules/") {
+			return nil
+		}
+		read := func() ([]byte, error) { return io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize))) }
+		name, ok := strings.CutSuffix(filepath.Base(r.Name), ".ko")
+		if !ok {
+			// The image stores its modules zstd-compressed (image.ModuleSuffix).
+			if name, ok = strings.CutSuffix(filepath.Base(r.Name), ".ko.zst"); ok {
+				compressed := read
+				read = func() ([]byte, error) {
+					b, err := compressed()
+					if err != nil {
+						return nil, err
+					}
+					d, err := zstd.NewReader(nil)
+					if err != nil {
+						return nil, err
+					}
+					defer d.Close()
+					return d.DecodeAll(b, nil)
+				}
 			}
+		}
+		if ok {
+			src.read[strings.ReplaceAll(name, "-", "_")] = read
 		}
 		return nil
 	})

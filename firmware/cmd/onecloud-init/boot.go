@@ -59,12 +59,29 @@ func (b *boot) run(ctx context.Context) error {
 	}
 	b.banner()
 	b.step("firmware started")
+	// The network before the drivers: it takes each NIC as soon as its
+	// driver brings it (NIC drivers load first), so that the NIC's link
+	// negotiation, a second or two on any NIC, overlaps the loading of the
+	// other drivers and the inventory. Every NIC with carrier asks DHCP;
+	// NICs that appear later (a USB adapter) are picked up as they come.
+	nets := netup.New(b.netConfig(), netup.NClient{Timeout: b.opts.DHCPAttemptTimeout, Hostname: b.opts.Hostname},
+		netup.Kernel{SysDir: "/sys", ResolvConf: "/etc/resolv.conf"})
+	netDone := make(chan error, 1)
+	if b.opts.Network == "off" {
+		b.note("network is off (onecloud.net=off)")
+		close(netDone)
+	} else {
+		go func() { netDone <- nets.Run(ctx) }()
+	}
+
 	loaded := b.loadModules(ctx, "for the network and disks", modload.BootCritical, nil)
 	go b.watchPowerButton(ctx, stop)
 	b.waitEntropy(ctx)
 	b.inventory()
 	b.setHostname(b.opts.Hostname)
 
+	// noded starts while the NICs negotiate their links (a second or two
+	// of waiting on any NIC), which hides its own start-up.
 	supOpts := supervise.Options{StateFile: localapi.ServicesPath, Log: b.log}
 	if b.opts.LogLevel == "debug" {
 		supOpts.Console = b.console // every service line on the console, prefixed with its name
@@ -79,19 +96,22 @@ func (b *boot) run(ctx context.Context) error {
 		}
 	}
 
-	nets := netup.New(b.netConfig(), netup.NClient{Timeout: b.opts.DHCPAttemptTimeout, Hostname: b.opts.Hostname},
-		netup.Kernel{SysDir: "/sys", ResolvConf: "/etc/resolv.conf"})
-	netDone := make(chan error, 1)
-	if b.opts.Network == "off" {
-		b.note("network is off (onecloud.net=off)")
-		close(netDone)
-	} else {
-		go func() { netDone <- nets.Run(ctx) }()
-	}
-	// The rest of the drivers (KVM, graphics, crypto) load while DHCP runs.
-	go b.loadModules(ctx, "for the other devices", nil, loaded)
+	// The rest of the drivers (KVM, graphics, crypto) wait until the box is
+	// ready, or a while if it cannot get ready (no network): nothing on the
+	// way to ready needs them, and on a thin terminal's CPU they would slow
+	// the way down.
+	ready := make(chan struct{})
+	go func() {
+		select {
+		case <-ready:
+		case <-time.After(20 * time.Second):
+		case <-ctx.Done():
+			return
+		}
+		b.loadModules(ctx, "for the other devices", nil, loaded)
+	}()
 
-	b.watch(ctx, sup, nets)
+	b.watch(ctx, sup, nets, ready)
 	<-netDone
 	sup.Wait()
 	return nil
@@ -154,15 +174,26 @@ func (b *boot) banner() {
 // want (nil: all), and returns every module now in the kernel.
 func (b *boot) loadModules(ctx context.Context, what string, want func(string) bool, loaded []string) []string {
 	dir := filepath.Join("/lib/modules", kernelRelease())
+	start := time.Now()
 	ix, err := modload.ReadIndex(dir)
+	b.log.Debug("module index read", "dir", dir, "took", time.Since(start).Round(time.Millisecond))
 	if err != nil {
 		if want != nil { // say it once
 			b.note("kernel modules: %v", err)
 		}
 		return loaded
 	}
+	// Listen for the devices that drivers add before scanning, so none is
+	// missed in between; without the socket, sysfs is scanned again instead.
+	var events modload.DeviceEvents
+	if u, err := modload.OpenUevents(); err != nil {
+		b.log.Warn("device events unavailable; rescanning sysfs", "err", err)
+	} else {
+		defer u.Close()
+		events = u
+	}
 	c := modload.Coldplug{
-		Index: ix, Inserter: modload.Kernel{}, SysDir: "/sys", Cmdline: b.cmdline,
+		Index: ix, Inserter: modload.Kernel{}, SysDir: "/sys", Cmdline: b.cmdline, Events: events,
 		Skip: b.opts.ModulesSkip, Extra: b.opts.ModulesLoad, Want: want, Loaded: loaded, Log: b.log,
 	}
 	if want == nil {
@@ -293,7 +324,7 @@ func (b *boot) netConfig() netup.Config {
 		Static:         static,
 		AttemptTimeout: b.opts.DHCPAttemptTimeout,
 		Backoff:        netup.Backoff{Min: b.opts.BackoffMin, Max: b.opts.BackoffMax, Rand: rand.Int64N},
-		FirstJitter:    500 * time.Millisecond,
+		FirstJitter:    200 * time.Millisecond,
 		Log:            b.log,
 	}
 }

@@ -16,8 +16,8 @@ import (
 const minRedraw = 2 * time.Second
 
 // watch redraws the status screen when something changes and announces
-// readiness once, until ctx ends.
-func (b *boot) watch(ctx context.Context, sup *supervise.Supervisor, nets *netup.Manager) {
+// readiness once (closing ready), until ctx ends.
+func (b *boot) watch(ctx context.Context, sup *supervise.Supervisor, nets *netup.Manager, readyCh chan<- struct{}) {
 	ready, dirty := false, true
 	// Draw nothing until the NICs are listed: an empty list would read
 	// "no network interface found" for the first fraction of a second.
@@ -62,6 +62,7 @@ func (b *boot) watch(ctx context.Context, sup *supervise.Supervisor, nets *netup
 		if nowReady {
 			ready = true
 			fmt.Fprintln(b.console, ReadyLine)
+			close(readyCh)
 		}
 	}
 }
