@@ -21,8 +21,9 @@ UNIT_PKGS = $$(go list ./... | grep -v /qemu-tests)
 all: image
 
 ## make demo: build the image and boot one box in QEMU on a lab network, its serial console on this terminal.
+## DEMO_FLAGS=-until-ready stops once the box is ready (a check without a terminal).
 demo: deps image
-	go run ./qemu-tests/cmd/demo -image $(IMAGE)
+	go run ./qemu-tests/cmd/demo -image $(IMAGE) $(DEMO_FLAGS)
 
 ## make test: vet, staticcheck, unit tests with -race, the image, then the QEMU tests.
 test: deps vet staticcheck unit image qemu-tests
