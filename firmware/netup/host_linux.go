@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/onecloud-edu/onecloud/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,9 +138,5 @@ func writeResolvConf(path string, ls Lease) error {
 	for _, d := range ls.DNS {
 		fmt.Fprintf(&b, "nameserver %s\n", d)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/onecloud-edu/onecloud/firmware/power"
 	"github.com/onecloud-edu/onecloud/firmware/supervise"
 	"github.com/onecloud-edu/onecloud/hw"
+	"github.com/onecloud-edu/onecloud/internal/atomicfile"
 	"github.com/onecloud-edu/onecloud/internal/release"
 	"github.com/onecloud-edu/onecloud/noded/localapi"
 )
@@ -272,7 +273,7 @@ func (b *boot) inventory() {
 	}
 	data, err := json.MarshalIndent(inv, "", "  ")
 	if err == nil {
-		err = os.WriteFile(localapi.InventoryPath, data, 0o600)
+		err = atomicfile.WriteFile(localapi.InventoryPath, data, 0o600)
 	}
 	if err != nil {
 		b.note("cannot save inventory for noded: %v", err)
