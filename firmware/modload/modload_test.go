@@ -7,11 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
 
 // A miniature module tree as the image-builder writes it: e1000 for a PCI
@@ -341,50 +338,5 @@ func BenchmarkMatch(b *testing.B) {
 				ix.Match(d)
 			}
 		}
-	}
-}
-
-// lockedKernel is a fakeKernel safe for parallel loads; e1000 takes a while,
-// as a real NIC driver does while its PHY resets.
-type lockedKernel struct {
-	mu sync.Mutex
-	fakeKernel
-}
-
-func (k *lockedKernel) Insert(path, params string) error {
-	if Name(path) == "e1000" {
-		time.Sleep(20 * time.Millisecond)
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.fakeKernel.Insert(path, params)
-}
-
-func TestParallelLoadsEachModuleOnceDependenciesFirst(t *testing.T) {
-	root, ix := newBox(t)
-	k := &lockedKernel{fakeKernel: fakeKernel{root: root, params: map[string]string{}}}
-	c := Coldplug{Index: ix, Inserter: k, SysDir: filepath.Join(root, "sys"), Parallel: 4}
-	r := c.Run(context.Background())
-	want := []string{"evdev", "failover", "kvm", "kvm_intel", "net_failover", "virtio_blk", "virtio_net", "virtio_pci", "virtio_pci_modern_dev", "e1000"}
-	got := slices.Clone(k.inserted)
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("inserted %q, want each of %q once", k.inserted, want)
-	}
-	pos := map[string]int{}
-	for i, m := range k.inserted {
-		pos[m] = i
-	}
-	for m := range pos {
-		order, _ := ix.Order(m)
-		for _, dep := range order[:len(order)-1] {
-			if pos[dep] > pos[m] {
-				t.Errorf("%s was loaded before its dependency %s: %q", m, dep, k.inserted)
-			}
-		}
-	}
-	if len(r.Loaded) != len(want) || len(r.Failed) != 0 {
-		t.Errorf("report: loaded %q, failed %v", r.Loaded, r.Failed)
 	}
 }

@@ -24,11 +24,13 @@ type fakeNet struct {
 	removed  []string
 	upErr    map[string]error
 	lease    func(nic string) Lease
+	listed   int // calls of Links
 }
 
 func (f *fakeNet) Links() ([]Link, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.listed++
 	return slices.Clone(f.links), nil
 }
 func (f *fakeNet) Up(name string) error { return f.upErr[name] }
@@ -298,7 +300,18 @@ func TestNICThatAppearsLater(t *testing.T) {
 	f := newFake()
 	f.links = f.links[:1] // only lo at first
 	_, wait := run(t, fastConfig(), f)
-	wait("the empty list published", func(n []NIC) bool { return len(n) == 0 })
+	// Add the NIC only once the manager has listed the links without it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		f.mu.Lock()
+		listed := f.listed
+		f.mu.Unlock()
+		if listed > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the manager never listed the links")
+		}
+	}
 	f.mu.Lock()
 	f.links = append(f.links, Link{Name: "eth0", MAC: "52:54:00:00:00:01", Physical: true})
 	f.carrier["eth0"] = true

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/onecloud-edu/onecloud/image-builder/kmod"
@@ -130,7 +131,21 @@ func buildInitramfs(ctx context.Context, src Source, p Profile, commands []strin
 	// same bytes as a recompiled one (an image built with an empty
 	// GOCACHE was compared with a warm one: identical); the later
 	// -a=false turns the flag off, saving about 100 s per build.
-	buildOpts := &golang.BuildOpts{ExtraArgs: []string{"-a=false"}}
+	godebug, err := defaultGODEBUG(ctx, src.Dir, commands[0])
+	if err != nil {
+		return err
+	}
+	buildOpts := &golang.BuildOpts{ExtraArgs: []string{
+		"-a=false",
+		// u-root's builder compiles the busybox in GOPATH mode, where the go
+		// command gives a binary the GODEBUG defaults of Go 1.20: TLS 1.0,
+		// 3DES and RSA key exchange on for servers, SHA-1 certificates
+		// accepted, the old ServeMux patterns and timer channels. Our
+		// commands are written for the Go of our go.mod, so the binary gets
+		// that module's defaults, the way a module-mode build would. (These
+		// ldflags replace the builder's "-s -w -buildid=", which they keep.)
+		"-ldflags=-s -w -buildid= -X=runtime.godebugDefault=" + godebug,
+	}}
 	mods := []uimage.Modifier{
 		uimage.WithReplaceEnv(goEnv(src.Dir)),
 		uimage.WithCommands(buildOpts, &busybox{}, commands...),
@@ -148,6 +163,18 @@ func buildInitramfs(ctx context.Context, src Source, p Profile, commands []strin
 		return fmt.Errorf("build the initramfs with u-root's builder: %w", err)
 	}
 	return nil
+}
+
+// defaultGODEBUG is the GODEBUG default the go command gives a main package
+// of our module: empty while go.mod names the Go release being used, a list
+// of compatibility settings once go.mod lags behind it.
+func defaultGODEBUG(ctx context.Context, moduleRoot, mainPkg string) (string, error) {
+	out, err := command(ctx, moduleRoot, []string{"GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0"},
+		"go", "list", "-f", "{{.DefaultGODEBUG}}", mainPkg)
+	if err != nil {
+		return "", fmt.Errorf("ask go for the module's GODEBUG defaults: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // busybox is u-root's busybox builder with one change: the binary's mode is

@@ -39,15 +39,7 @@ func Serve(ctx context.Context, path string, status StatusFunc, log *slog.Logger
 	}
 
 	mux := http.NewServeMux()
-	// No method in the pattern: u-root's busybox builds our commands in a
-	// generated module whose go version predates Go 1.22's routing, so
-	// "GET /v1/status" would be taken as a literal path there.
-	mux.HandleFunc("/v1/status", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", http.MethodGet)
-			http.Error(w, "use GET", http.StatusMethodNotAllowed)
-			return
-		}
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -42,8 +42,11 @@ func (b *boot) watch(ctx context.Context, sup *supervise.Supervisor, nets *netup
 			continue
 		}
 		nics := nets.NICs()
+		// A redraw is due when something changed and the last one is old
+		// enough; a box that may just have become ready is checked at once.
+		due := dirty && time.Since(lastDraw) >= minRedraw
 		becomingReady := !ready && screen.Online(nics)
-		if !becomingReady && (!dirty || time.Since(lastDraw) < minRedraw) {
+		if !due && !becomingReady {
 			continue
 		}
 		if h := dhcpHostname(nics); h != "" && h != hostFromDHCP && b.opts.Hostname == "" {
@@ -52,7 +55,7 @@ func (b *boot) watch(ctx context.Context, sup *supervise.Supervisor, nets *netup
 		}
 		st, nodedOK := b.state(ctx, sup, nics)
 		nowReady := becomingReady && (nodedOK || !b.opts.Noded)
-		if !nowReady && (!dirty || time.Since(lastDraw) < minRedraw) {
+		if !due && !nowReady {
 			continue // waiting for noded's answer; nothing new to show
 		}
 		dirty, lastDraw = false, time.Now()
