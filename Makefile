@@ -11,12 +11,12 @@ TOOLS := $(ONECLOUD_CACHE)/bin
 STATICCHECK_VERSION := v0.8.2
 
 # Debian packages the build and the QEMU tests use; installed only when missing.
-DEBS := qemu-system-x86 qemu-utils swtpm swtpm-tools ovmf ipxe-qemu cpio dnsmasq-base iproute2 ca-certificates
+DEBS := qemu-system-x86 qemu-utils swtpm swtpm-tools ovmf ipxe-qemu cpio dnsmasq-base iproute2 ca-certificates kea-admin nginx-light ipxe
 
 # Every package but the QEMU proving ground, which needs the built image.
 UNIT_PKGS = $$(go list ./... | grep -v /qemu-tests)
 
-.PHONY: all demo test deps debs gomods tools vet staticcheck unit image qemu-tests bench clean
+.PHONY: all demo test deps debs gomods tools vet staticcheck unit image qemu-tests bench bench-boot clean
 
 all: image
 
@@ -73,6 +73,11 @@ qemu-tests: image
 ## BENCH_FLAGS=-skip-cold leaves out the cold build (about a minute or two).
 bench: deps
 	go run ./qemu-tests/cmd/bench $(BENCH_FLAGS)
+
+## make bench-boot: bootstrapd against dnsmasq and nginx (DHCP, HTTP, TFTP, a boot storm) on a lab network, one table.
+## BENCH_BOOT_FLAGS=-quick is a smoke run of under a minute; -only dhcp|http|tftp|storm runs one part.
+bench-boot: deps image
+	go run ./bootstrap/cmd/bootbench $(BENCH_BOOT_FLAGS)
 
 clean:
 	rm -rf $(OUT)

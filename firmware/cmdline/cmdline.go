@@ -10,6 +10,7 @@ package cmdline
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,16 @@ type Options struct {
 	Noded bool
 	// LogLevel is the firmware's slog level: debug, info, warn or error.
 	LogLevel string
+	// Server is the bootstrap server to enrol with ("http://10.77.1.1:8080");
+	// empty means the one DHCP option 43 names, if any.
+	Server string
+	// ID is the machine's id in the bootstrap server's inbox ("oc-525400123456").
+	ID string
+	// Role is the role the box was booted in (one of Roles()); empty while
+	// the box waits for approval.
+	Role string
+	// School is the school the box belongs to, given with its role.
+	School string
 }
 
 // StaticAddr is one onecloud.ip= entry.
@@ -131,6 +142,30 @@ func Parse(line string) (Options, []string) {
 				continue
 			}
 			o.LogLevel = val
+		case "server":
+			if err := CheckServer(val); err != nil {
+				bad(key, val, err.Error())
+				continue
+			}
+			o.Server = val
+		case "id":
+			if err := CheckID(val); err != nil {
+				bad(key, val, err.Error())
+				continue
+			}
+			o.ID = strings.ToLower(val)
+		case "role":
+			if err := CheckRole(val); err != nil {
+				bad(key, val, err.Error())
+				continue
+			}
+			o.Role = val
+		case "school":
+			if err := CheckSchool(val); err != nil {
+				bad(key, val, err.Error())
+				continue
+			}
+			o.School = val
 		default:
 			warn = append(warn, fmt.Sprintf("unknown option %s (see docs/cmdline.md)", name))
 		}
@@ -251,6 +286,74 @@ func checkHostname(h string) error {
 			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
 				return fmt.Errorf("character %q is not allowed in a host name", r)
 			}
+		}
+	}
+	return nil
+}
+
+// Roles are the roles a box can run in.
+func Roles() []string { return []string{"server", "vdi", "idv", "tci"} }
+
+// CheckServer accepts the base URL of a bootstrap server: http or https, a
+// host, and no path beyond "/", query or fragment, because the firmware
+// appends its own paths (/v1/enrol) to it.
+func CheckServer(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL: want http://HOST[:PORT], e.g. http://10.77.1.1:8080")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("want an http:// or https:// URL, e.g. http://10.77.1.1:8080")
+	case u.Hostname() == "":
+		return fmt.Errorf("the URL names no host, e.g. http://10.77.1.1:8080")
+	case u.User != nil:
+		return fmt.Errorf("the URL must not carry a user or password")
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.Opaque != "":
+		return fmt.Errorf("want the server only, without a path, query or fragment, e.g. http://10.77.1.1:8080")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not 1-65535", p)
+		}
+	}
+	return nil
+}
+
+// CheckID accepts a machine id: "oc-" and 12 hexadecimal digits (the boot
+// MAC without colons). The server writes them in lower case; Parse lowers an
+// id typed in capitals at a PXE menu so that it still names the same machine.
+func CheckID(s string) error {
+	hex, ok := strings.CutPrefix(strings.ToLower(s), "oc-")
+	if !ok || len(hex) != 12 {
+		return fmt.Errorf("want oc- and 12 hexadecimal digits, e.g. oc-525400123456")
+	}
+	for _, r := range hex {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return fmt.Errorf("character %q is not a hexadecimal digit", r)
+		}
+	}
+	return nil
+}
+
+// CheckRole accepts one of Roles().
+func CheckRole(s string) error {
+	if !slices.Contains(Roles(), s) {
+		return fmt.Errorf("want one of %s", strings.Join(Roles(), ", "))
+	}
+	return nil
+}
+
+// CheckSchool accepts a school code: 1 to 32 letters, digits, '-' and '_'.
+func CheckSchool(s string) error {
+	// The same rule as the bootstrap server's (bootstrap/machines), which
+	// hands the school out.
+	if s == "" || len(s) > 63 {
+		return fmt.Errorf("a school code has 1 to 63 characters")
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("character %q is not allowed (letters, digits, '-', '_' and '.')", r)
 		}
 	}
 	return nil

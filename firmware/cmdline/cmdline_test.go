@@ -45,6 +45,45 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
+			name: "enrolment",
+			line: "onecloud.server=http://10.77.1.1:8080 onecloud.id=oc-525400123456 onecloud.role=vdi onecloud.school=s01",
+			edit: func(o *Options) {
+				o.Server, o.ID, o.Role, o.School = "http://10.77.1.1:8080", "oc-525400123456", "vdi", "s01"
+			},
+		},
+		{
+			name: "enrolment, https with a slash, id in capitals",
+			line: "onecloud.server=https://boot.school7.edu.cn/ onecloud.id=OC-52540012AB56 onecloud.role=server onecloud.school=County_7-north",
+			edit: func(o *Options) {
+				o.Server, o.ID, o.Role, o.School = "https://boot.school7.edu.cn/", "oc-52540012ab56", "server", "County_7-north"
+			},
+		},
+		{
+			name: "bad enrolment values keep defaults and warn",
+			line: "onecloud.server=ftp://10.77.1.1 onecloud.server=http://10.77.1.1:8080/boot onecloud.server=http:///x " +
+				"onecloud.server=http://10.77.1.1:99999 onecloud.server=10.77.1.1 onecloud.server=http://a@10.77.1.1 " +
+				"onecloud.server=http://10.77.1.1/?x=1 " +
+				"onecloud.id=525400123456 onecloud.id=oc-52540012345 onecloud.id=oc-52540012345g " +
+				"onecloud.role=desktop onecloud.role= onecloud.school=s/01 onecloud.school=" + strings.Repeat("s", 64),
+			edit: func(*Options) {},
+			warn: []string{
+				`onecloud.server="ftp://10.77.1.1": want an http:// or https:// URL`,
+				`onecloud.server="http://10.77.1.1:8080/boot": want the server only`,
+				`onecloud.server="http:///x": the URL names no host`,
+				`port "99999" is not 1-65535`,
+				`onecloud.server="10.77.1.1": want an http:// or https:// URL`,
+				`must not carry a user`,
+				`want the server only`,
+				`onecloud.id="525400123456": want oc- and 12 hexadecimal digits`,
+				`onecloud.id="oc-52540012345": want oc-`,
+				`character 'g' is not a hexadecimal digit`,
+				`onecloud.role="desktop": want one of server, vdi, idv, tci`,
+				`onecloud.role="": want one of`,
+				`onecloud.school="s/01": character '/'`,
+				`a school code has 1 to 63 characters`,
+			},
+		},
+		{
 			name: "static without gateway",
 			line: "onecloud.ip=eth1:192.168.7.9/16",
 			edit: func(o *Options) {
@@ -105,10 +144,17 @@ func TestFields(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add("onecloud.ip=eth0:10.1.2.3/24:10.1.2.1:1.1.1.1 onecloud.dhcp.backoff=1s,2s")
 	f.Add(`onecloud.hostname="x y" onecloud.net=off`)
+	f.Add("onecloud.server=http://10.77.1.1:8080 onecloud.id=oc-525400123456 onecloud.role=vdi onecloud.school=s01")
 	f.Fuzz(func(t *testing.T, line string) {
 		o, _ := Parse(line)
 		if o.BackoffMin <= 0 || o.BackoffMax < o.BackoffMin || o.DHCPAttemptTimeout <= 0 {
 			t.Fatalf("Parse(%q) gave unusable timings %+v", line, o)
+		}
+		// What Parse accepts must pass its own checks: the firmware builds
+		// URLs from Server and prints the others on the console.
+		if o.Server != "" && CheckServer(o.Server) != nil || o.ID != "" && CheckID(o.ID) != nil ||
+			o.Role != "" && CheckRole(o.Role) != nil || o.School != "" && CheckSchool(o.School) != nil {
+			t.Fatalf("Parse(%q) accepted a bad enrolment value: %+v", line, o)
 		}
 	})
 }

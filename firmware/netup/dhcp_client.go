@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -128,6 +129,7 @@ func fromACK(l *nclient4.Lease) (Lease, error) {
 	if s := ack.ServerIdentifier(); s != nil {
 		out.Server, _ = netip.AddrFromSlice(s.To4())
 	}
+	out.BootServer, out.Cluster = vendorInfo(ack)
 	out.Duration = ack.IPAddressLeaseTime(time.Hour)
 	out.Renew = ack.IPAddressRenewalTime(out.Duration / 2)
 	out.Rebind = ack.IPAddressRebindingTime(out.Duration * 7 / 8)
@@ -136,4 +138,66 @@ func fromACK(l *nclient4.Lease) (Lease, error) {
 
 func ip4DefaultMask(ip netip.Addr) net.IPMask {
 	return net.IP(ip.AsSlice()).DefaultMask()
+}
+
+// Sub-options of option 43 that our bootstrap server sends (docs/bootstrap.md).
+const (
+	subBootServer = 1
+	subCluster    = 2
+)
+
+// vendorInfo reads our bootstrap server's option 43 from an ACK: the boot
+// server URL and the cluster address. Option 43's meaning belongs to whoever
+// sent it: a PXE server uses sub-option 1 for a binary multicast address, a
+// Wi-Fi controller for something else. So the values count as ours only when
+// the ACK does not name another vendor class (option 60) and sub-option 1
+// reads as an http(s) URL; otherwise both are empty. The firmware checks the
+// URL fully before it uses it.
+func vendorInfo(ack *dhcpv4.DHCPv4) (bootServer, cluster string) {
+	if vc := ack.ClassIdentifier(); vc != "" && vc != VendorClass {
+		return "", ""
+	}
+	subs := subOptions(ack.Options.Get(dhcpv4.OptionVendorSpecificInformation))
+	server := string(subs[subBootServer])
+	if !printable(server) || !(strings.HasPrefix(server, "http://") || strings.HasPrefix(server, "https://")) {
+		return "", ""
+	}
+	cluster = string(subs[subCluster])
+	if !printable(cluster) {
+		cluster = ""
+	}
+	return server, cluster
+}
+
+// subOptions splits encapsulated vendor options (RFC 2132 section 8.4: code,
+// length, value, with pad 0 and end 255). A sub-option given more than once is
+// concatenated, as RFC 3396 does for options. A truncated one ends the parse:
+// what came before it is still good.
+func subOptions(b []byte) map[byte][]byte {
+	out := map[byte][]byte{}
+	for len(b) > 0 {
+		code := b[0]
+		if code == 0 {
+			b = b[1:]
+			continue
+		}
+		if code == 255 || len(b) < 2 || len(b) < 2+int(b[1]) {
+			break
+		}
+		n := int(b[1])
+		out[code] = append(out[code], b[2:2+n]...)
+		b = b[2+n:]
+	}
+	return out
+}
+
+// printable reports whether s is plain ASCII text with no spaces or control
+// characters: what a URL or an address looks like, and safe on a console.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

@@ -42,6 +42,10 @@ type Lease struct {
 	// Duration is the lease time; Renew (T1) and Rebind (T2) count from the
 	// moment it was granted.
 	Duration, Renew, Rebind time.Duration
+	// BootServer and Cluster come from DHCP option 43 when the server is our
+	// bootstrap server (sub-options 1 and 2): where to enrol
+	// ("http://10.77.1.1:8080") and the cluster's address. Empty otherwise.
+	BootServer, Cluster string
 	// Opaque is the client's own record of the exchange, kept for renewals.
 	Opaque any
 }
@@ -320,7 +324,11 @@ func (m *Manager) runDHCP(ctx context.Context, name string, metric int) {
 			continue
 		}
 		held = lease.Addr.Addr()
-		log.Info("DHCP lease bound", "addr", lease.Addr, "gateway", lease.Gateway, "server", lease.Server, "lease", lease.Duration)
+		attrs := []any{"addr", lease.Addr, "gateway", lease.Gateway, "server", lease.Server, "lease", lease.Duration}
+		if lease.BootServer != "" {
+			attrs = append(attrs, "boot_server", lease.BootServer)
+		}
+		log.Info("DHCP lease bound", attrs...)
 		m.update(name, func(n *NIC) {
 			n.Phase, n.Lease, n.BoundAt, n.Attempt, n.LastError, n.NextTry = PhaseBound, &lease, time.Now(), 0, "", time.Time{}
 		})

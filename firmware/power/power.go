@@ -1,5 +1,6 @@
 // Package power turns a press of the box's power button into an orderly
-// power-off.
+// power-off, and holds the two ways the firmware ends a boot: Off and Reboot
+// (a box approved in a new role reboots to take it).
 //
 // On a PC the button is an ACPI event that the kernel's "button" driver
 // reports as KEY_POWER on an input device. Nothing else in the firmware

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onecloud-edu/onecloud/firmware/enrol"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
 	"github.com/onecloud-edu/onecloud/hw"
 	"github.com/onecloud-edu/onecloud/internal/release"
@@ -34,6 +35,10 @@ type State struct {
 	Services  []localapi.Service
 	// Noded says whether noded answered; when not, why.
 	NodedErr string
+	// Enrolment is the enrolment client's state; its zero Phase means it has
+	// not started (the box is not online yet), and then Role and School are
+	// what the box was booted with.
+	Enrolment enrol.State
 	// Notes are short lines worth a technician's eye (failed modules,
 	// unknown command-line options, inventory problems).
 	Notes []string
@@ -51,6 +56,21 @@ func Render(w io.Writer, s State) error {
 	if inv := s.Inventory; inv != nil {
 		fmt.Fprintf(&b, " %s\n", clip(inv.Summary(), Width-1))
 		fmt.Fprintf(&b, " serial %s  uuid %s\n", orDash(inv.DMI.Serial), orDash(inv.DMI.UUID))
+	}
+	fmt.Fprintf(&b, " Role: %s\n", clip(role(s.Enrolment), Width-7))
+	// A server's reason or a network error can be long: two lines of it
+	// say more than one clipped line.
+	for i, l := range wrap(enrolment(s.Enrolment, s.Now), Width-12, 2) {
+		if i == 0 {
+			fmt.Fprintf(&b, " Enrolment: %s\n", l)
+		} else {
+			fmt.Fprintf(&b, "            %s\n", l)
+		}
+	}
+	if e := s.Enrolment; e.Message != "" && (e.Phase == enrol.PhasePending || e.Phase == enrol.PhaseApproved) {
+		for _, l := range wrap(e.Message, Width-3, 2) {
+			fmt.Fprintf(&b, "   %s\n", l)
+		}
 	}
 	b.WriteString(thin)
 
@@ -176,6 +196,53 @@ func nicState(n netup.NIC, now time.Time) string {
 	return string(n.Phase)
 }
 
+// role is the role line: what the box runs as, or will once approved.
+func role(e enrol.State) string {
+	if e.Role == "" {
+		return "none yet"
+	}
+	if e.School == "" {
+		return e.Role
+	}
+	return e.Role + "  school " + e.School
+}
+
+// enrolment says where the box is with the bootstrap server, and what it
+// does next.
+func enrolment(e enrol.State, now time.Time) string {
+	in := func(t time.Time) string { return max(t.Sub(now), 0).Round(time.Second).String() }
+	switch e.Phase {
+	case "":
+		return "waiting for the network"
+	case enrol.PhaseNoServer:
+		return "no boot server known (onecloud.server=)"
+	case enrol.PhaseContacting:
+		return "asking " + e.Server
+	case enrol.PhasePending:
+		s := "waiting for approval"
+		if e.ID != "" {
+			s += " (id " + e.ID + ")"
+		}
+		if !e.NextTry.IsZero() {
+			s += ", asking again in " + in(e.NextTry)
+		}
+		return s
+	case enrol.PhaseApproved:
+		if e.Rebooting {
+			return "approved as " + e.Role + ", rebooting into it"
+		}
+		return "approved"
+	case enrol.PhaseRejected:
+		if e.Message == "" {
+			return "REJECTED by the boot server"
+		}
+		return "REJECTED: " + e.Message
+	case enrol.PhaseError:
+		return e.LastError + ", retrying in " + in(e.NextTry)
+	}
+	return string(e.Phase)
+}
+
 func driver(inv *hw.Inventory, name string) string {
 	if inv == nil {
 		return ""
@@ -249,6 +316,21 @@ func line(b *strings.Builder, left, right string) {
 		pad = 1
 	}
 	b.WriteString(left + strings.Repeat(" ", pad) + right + "\n")
+}
+
+// wrap breaks s at spaces into at most maxLines lines of at most width
+// columns; what does not fit is clipped.
+func wrap(s string, width, maxLines int) []string {
+	var out []string
+	for len(s) > width && len(out) < maxLines-1 {
+		cut := strings.LastIndexByte(s[:width+1], ' ')
+		if cut <= 0 {
+			cut = width // one long word: break it
+		}
+		out = append(out, strings.TrimRight(s[:cut], " "))
+		s = strings.TrimLeft(s[cut:], " ")
+	}
+	return append(out, clip(s, width))
 }
 
 func clip(s string, n int) string {

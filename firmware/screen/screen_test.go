@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onecloud-edu/onecloud/firmware/enrol"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
 	"github.com/onecloud-edu/onecloud/hw"
 	"github.com/onecloud-edu/onecloud/internal/release"
@@ -59,6 +60,55 @@ func TestRender(t *testing.T) {
 					{Name: "eth0", MAC: "52:54:00:00:00:01", Phase: netup.PhaseNoCarrier},
 					{Name: "eth1", MAC: "52:54:00:00:00:02", Carrier: true, Phase: netup.PhaseBound, Lease: lease("10.77.1.50/24")},
 				},
+				Enrolment: enrol.State{Phase: enrol.PhaseNoServer},
+			},
+		},
+		{
+			name: "pending",
+			state: State{
+				Now: now, Release: rel, Hostname: "oc-525400123456", Uptime: 12 * time.Second,
+				Inventory: qemuBox(), Services: running,
+				NICs: []netup.NIC{
+					{Name: "eth0", MAC: "52:54:00:12:34:56", Carrier: true, Phase: netup.PhaseBound, Lease: lease("10.77.1.50/24")},
+				},
+				Enrolment: enrol.State{Phase: enrol.PhasePending, Server: "http://10.77.1.1:8080", ID: "oc-525400123456",
+					NextTry: now.Add(9 * time.Second), Message: "no rule matches this box; approve it with bootstrapd machines approve"},
+			},
+		},
+		{
+			name: "approved",
+			state: State{
+				Now: now, Release: rel, Hostname: "oc-525400123456", Uptime: 14 * time.Second,
+				Inventory: qemuBox(), Services: running,
+				NICs: []netup.NIC{
+					{Name: "eth0", MAC: "52:54:00:12:34:56", Carrier: true, Phase: netup.PhaseBound, Lease: lease("10.77.1.50/24")},
+				},
+				Enrolment: enrol.State{Phase: enrol.PhaseApproved, Server: "http://10.77.1.1:8080", ID: "oc-525400123456",
+					Role: "vdi", School: "s01"},
+			},
+		},
+		{
+			name: "approved-rebooting",
+			state: State{
+				Now: now, Release: rel, Hostname: "oc-525400123456", Uptime: 40 * time.Second,
+				Inventory: qemuBox(), Services: running,
+				NICs: []netup.NIC{
+					{Name: "eth0", MAC: "52:54:00:12:34:56", Carrier: true, Phase: netup.PhaseBound, Lease: lease("10.77.1.50/24")},
+				},
+				Enrolment: enrol.State{Phase: enrol.PhaseApproved, Server: "http://10.77.1.1:8080", ID: "oc-525400123456",
+					Role: "tci", Rebooting: true},
+			},
+		},
+		{
+			name: "rejected",
+			state: State{
+				Now: now, Release: rel, Hostname: "oc-525400123456", Uptime: 12 * time.Second,
+				Inventory: qemuBox(), Services: running,
+				NICs: []netup.NIC{
+					{Name: "eth0", MAC: "52:54:00:12:34:56", Carrier: true, Phase: netup.PhaseBound, Lease: lease("10.77.1.50/24")},
+				},
+				Enrolment: enrol.State{Phase: enrol.PhaseRejected, Server: "http://10.77.1.1:8080", ID: "oc-525400123456",
+					Message: "not a county machine (serial not in the purchase list); ask the county IT office"},
 			},
 		},
 		{
@@ -82,6 +132,7 @@ func TestRender(t *testing.T) {
 				NICs: []netup.NIC{
 					{Name: "enp1s0", MAC: "00:e0:4c:68:00:01", Phase: netup.PhaseNoCarrier},
 				},
+				Enrolment: enrol.State{Role: "vdi", School: "s01"},
 				Notes: []string{"module r8169 not loaded: finit_module: exec format error",
 					"kernel command line: unknown option onecloud.colour (see docs/cmdline.md)"},
 			},
@@ -95,6 +146,9 @@ func TestRender(t *testing.T) {
 					{Name: "eth0", MAC: "52:54:00:00:00:01", Carrier: true, Phase: netup.PhaseStatic, Lease: lease("10.9.8.7/24")},
 					{Name: "eth1", MAC: "52:54:00:00:00:02", Phase: netup.PhaseError, LastError: "cannot bring the link up: operation not permitted"},
 				},
+				Enrolment: enrol.State{Phase: enrol.PhaseError, Server: "http://10.9.8.1:8080", Role: "server",
+					LastError: "cannot reach http://10.9.8.1:8080: connect: connection refused",
+					NextTry:   now.Add(4 * time.Second), Attempt: 3},
 			},
 		},
 	} {
@@ -141,6 +195,59 @@ func TestOnline(t *testing.T) {
 	} {
 		if got := Online(tc.nics); got != tc.want {
 			t.Errorf("Online(%+v) = %v, want %v", tc.nics, got, tc.want)
+		}
+	}
+}
+
+// The QEMU tests and technicians look for these words; the goldens hold
+// them too, but here each phase is pinned on its own.
+func TestEnrolmentLine(t *testing.T) {
+	const srv = "http://10.77.1.1:8080"
+	for _, tc := range []struct {
+		e          enrol.State
+		role, line string
+	}{
+		{enrol.State{}, "none yet", "waiting for the network"},
+		{enrol.State{Role: "vdi", School: "s01"}, "vdi  school s01", "waiting for the network"},
+		{enrol.State{Phase: enrol.PhaseNoServer, Role: "idv"}, "idv", "no boot server known (onecloud.server=)"},
+		{enrol.State{Phase: enrol.PhaseContacting, Server: srv}, "none yet", "asking " + srv},
+		{enrol.State{Phase: enrol.PhasePending, ID: "oc-525400123456", NextTry: now.Add(8600 * time.Millisecond)},
+			"none yet", "waiting for approval (id oc-525400123456), asking again in 9s"},
+		{enrol.State{Phase: enrol.PhasePending}, "none yet", "waiting for approval"},
+		{enrol.State{Phase: enrol.PhaseApproved, Role: "vdi", School: "s01"}, "vdi  school s01", "approved"},
+		{enrol.State{Phase: enrol.PhaseApproved, Role: "tci", Rebooting: true}, "tci", "approved as tci, rebooting into it"},
+		{enrol.State{Phase: enrol.PhaseRejected, Message: "stolen"}, "none yet", "REJECTED: stolen"},
+		{enrol.State{Phase: enrol.PhaseRejected}, "none yet", "REJECTED by the boot server"},
+		{enrol.State{Phase: enrol.PhaseError, LastError: "cannot reach " + srv + ": connection refused", NextTry: now.Add(4 * time.Second)},
+			"none yet", "cannot reach " + srv + ": connection refused, retrying in 4s"},
+		{enrol.State{Phase: enrol.PhaseError, LastError: srv + " is busy (HTTP 503)", NextTry: now.Add(-time.Second)},
+			"none yet", srv + " is busy (HTTP 503), retrying in 0s"},
+	} {
+		if got := role(tc.e); got != tc.role {
+			t.Errorf("role(%+v) = %q, want %q", tc.e, got, tc.role)
+		}
+		if got := enrolment(tc.e, now); got != tc.line {
+			t.Errorf("enrolment(%+v) = %q, want %q", tc.e, got, tc.line)
+		}
+	}
+}
+
+func TestWrap(t *testing.T) {
+	for _, tc := range []struct {
+		s     string
+		width int
+		want  []string
+	}{
+		{"", 10, []string{""}},
+		{"short", 10, []string{"short"}},
+		{"exactly 10", 10, []string{"exactly 10"}},
+		{"one two three four", 10, []string{"one two", "three four"}},
+		{"one two three four five", 10, []string{"one two", "three f..."}},
+		{"abcdefghijklmnop", 10, []string{"abcdefghij", "klmnop"}},
+	} {
+		got := wrap(tc.s, tc.width, 2)
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("wrap(%q, %d, 2) = %q, want %q", tc.s, tc.width, got, tc.want)
 		}
 	}
 }

@@ -77,9 +77,13 @@ type NIC struct {
 	// QMP, then the guest runs). VM.SetLink plugs it in later.
 	LinkDown bool
 	// ROM is the NIC's option ROM. "" means none for BootKernel, iPXE's pxe-<model>.rom for BootPXE and
-	// efi-<model>.rom for BootUEFIPXE, from the ipxe-qemu package.
+	// efi-<model>.rom for BootUEFIPXE, from the ipxe-qemu package. NoROM gives the NIC no ROM at all, so
+	// that OVMF boots with its own network stack (UEFI PXE, then UEFI HTTP boot).
 	ROM string
 }
+
+// NoROM as NIC.ROM leaves the NIC without an option ROM.
+const NoROM = "none"
 
 const (
 	defaultName      = "vm"
@@ -156,6 +160,9 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		if _, err := net.ParseMAC(n.MAC); err != nil {
 			return c, fmt.Errorf("NIC %d: %w", i, err)
+		}
+		if n.ROM == NoROM && c.Boot == BootPXE {
+			return c, fmt.Errorf("NIC %d: SeaBIOS has no network stack of its own: BootPXE needs a NIC ROM", i)
 		}
 		if n.ROM == "" && c.Boot != BootKernel {
 			rom, err := defaultROM(n.Model, c.Boot)

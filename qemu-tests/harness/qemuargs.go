@@ -81,7 +81,11 @@ func qemuArgs(s qemuSpec) []string {
 		args = append(args, "-nic", "none")
 	}
 	for i, n := range s.NICs {
-		dev := fmt.Sprintf("%s,netdev=net%d,id=%s,mac=%s,romfile=%s", n.Model, i, nicID(i), n.MAC, n.ROM)
+		rom := n.ROM
+		if rom == NoROM {
+			rom = ""
+		}
+		dev := fmt.Sprintf("%s,netdev=net%d,id=%s,mac=%s,romfile=%s", n.Model, i, nicID(i), n.MAC, rom)
 		if i == 0 && s.Boot == BootUEFIPXE {
 			dev += ",bootindex=1"
 		}

@@ -45,13 +45,15 @@ type boot struct {
 	rel      release.Info
 	inv      hw.Inventory
 	powerOff atomic.Bool // the power button was pressed
+	reboot   atomic.Bool // approved in a new role: boot again to take it
 
 	mu    sync.Mutex
 	notes []string // shown on the status screen; added to from several goroutines
 }
 
-// run is the boot flow. It returns when ctx ends (SIGTERM, or the power
-// button, which also sets powerOff).
+// run is the boot flow. It returns when ctx ends (SIGTERM; the power
+// button, which also sets powerOff; an approval in a new role, which sets
+// reboot).
 func (b *boot) run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -112,7 +114,7 @@ func (b *boot) run(ctx context.Context) error {
 		b.loadModules(ctx, "for the other devices", nil, loaded)
 	}()
 
-	b.watch(ctx, sup, nets, ready)
+	b.watch(ctx, stop, sup, nets, ready)
 	<-netDone
 	sup.Wait()
 	return nil

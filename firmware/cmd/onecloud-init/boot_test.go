@@ -73,3 +73,65 @@ func TestNotesAreSafeFromGoroutines(t *testing.T) {
 		t.Errorf("%d notes, want 100", n)
 	}
 }
+
+func TestEnrolConfig(t *testing.T) {
+	bound := func(name, mac, bootServer string) netup.NIC {
+		return netup.NIC{Name: name, MAC: mac, Phase: netup.PhaseBound,
+			Lease: &netup.Lease{Addr: netip.MustParsePrefix("10.77.1.50/24"), BootServer: bootServer}}
+	}
+	const (
+		mac0, mac1 = "52:54:00:00:00:01", "52:54:00:00:00:02"
+		srv        = "http://10.77.1.1:8080"
+	)
+	for _, tc := range []struct {
+		name        string
+		line        string
+		nics        []netup.NIC
+		server, mac string
+		notes       int
+	}{
+		{
+			name:   "command line wins over DHCP; boot MAC is the first NIC with an address",
+			line:   "onecloud.server=http://10.9.9.9 onecloud.id=oc-525400000001 onecloud.role=vdi onecloud.school=s01",
+			nics:   []netup.NIC{{Name: "eth0", MAC: "52:54:00:00:00:09", Phase: netup.PhaseNoCarrier}, bound("eth1", mac0, ""), bound("eth2", mac1, srv)},
+			server: "http://10.9.9.9", mac: mac0,
+		},
+		{
+			name:   "server from the DHCP answer that named it, and that NIC's MAC",
+			nics:   []netup.NIC{bound("eth0", mac0, ""), bound("eth1", mac1, srv)},
+			server: srv, mac: mac1,
+		},
+		{
+			name: "a bad URL from DHCP is noted and not used",
+			nics: []netup.NIC{bound("eth0", mac0, "http://10.77.1.1:8080/boot")},
+			mac:  mac0, notes: 1,
+		},
+		{
+			name: "neither",
+			nics: []netup.NIC{{Name: "eth0", MAC: mac0, Phase: netup.PhaseStatic, Lease: &netup.Lease{}}},
+			mac:  mac0,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, warn := cmdline.Parse(tc.line)
+			if len(warn) != 0 {
+				t.Fatal(warn)
+			}
+			b := &boot{opts: opts, log: slog.New(slog.DiscardHandler)}
+			rebooted := false
+			c := b.enrolConfig(tc.nics, func() { rebooted = true })
+			if c.Server != tc.server || c.BootMAC != tc.mac {
+				t.Errorf("server, boot MAC = %q, %q; want %q, %q", c.Server, c.BootMAC, tc.server, tc.mac)
+			}
+			if c.ID != opts.ID || c.Role != opts.Role || c.School != opts.School || c.Inventory != &b.inv || c.Backoff.Rand == nil {
+				t.Errorf("config = %+v", c)
+			}
+			if c.Reboot(); !rebooted {
+				t.Error("the reboot function given is not the one configured")
+			}
+			if n := len(b.currentNotes()); n != tc.notes {
+				t.Errorf("%d notes (%q), want %d", n, b.currentNotes(), tc.notes)
+			}
+		})
+	}
+}

@@ -4,8 +4,10 @@
 // It runs the boot flow of docs/boot.md in order: mount what is missing,
 // print the banner, load the drivers the devices ask for, take the hardware
 // inventory, start the supervised services (noded first), bring every NIC
-// onto the network, and keep a one-screen status on the console. When the box
-// has an address and noded answers it prints "onecloud: ready". Nothing here
+// onto the network, enrol with the bootstrap server, and keep a one-screen
+// status on the console. When the box has an address and noded answers it
+// prints "onecloud: ready" (approval is not waited for: a pending box is
+// ready, and says it waits). Nothing here
 // stops the boot: a missing driver, a dead TPM or a silent DHCP server is
 // shown on the status screen, logged, and retried where retrying helps.
 package main
@@ -18,9 +20,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/onecloud-edu/onecloud/firmware/cmdline"
+	"github.com/onecloud-edu/onecloud/firmware/power"
 )
 
 func main() {
@@ -46,11 +47,18 @@ func main() {
 		log.Error("firmware stopped", "err", err)
 		os.Exit(1)
 	}
-	if b.powerOff.Load() {
-		unix.Sync()
+	// The services have stopped; now the box may go down.
+	switch {
+	case b.powerOff.Load():
 		fmt.Fprintln(console, "onecloud: power off")
-		if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		if err := power.Off(); err != nil {
 			log.Error("power off failed", "err", err)
+			os.Exit(1)
+		}
+	case b.reboot.Load():
+		fmt.Fprintln(console, "onecloud: reboot")
+		if err := power.Reboot(); err != nil {
+			log.Error("reboot failed; reboot the box by hand to take its new role", "err", err)
 			os.Exit(1)
 		}
 	}

@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"sync"
 	"time"
 
+	"github.com/onecloud-edu/onecloud/firmware/cmdline"
+	"github.com/onecloud-edu/onecloud/firmware/enrol"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
 	"github.com/onecloud-edu/onecloud/firmware/screen"
 	"github.com/onecloud-edu/onecloud/firmware/supervise"
@@ -15,10 +19,17 @@ import (
 // minRedraw keeps a flapping link from flooding a 115200-baud serial line.
 const minRedraw = 2 * time.Second
 
-// watch redraws the status screen when something changes and announces
-// readiness once (closing ready), until ctx ends.
-func (b *boot) watch(ctx context.Context, sup *supervise.Supervisor, nets *netup.Manager, readyCh chan<- struct{}) {
+// watch redraws the status screen when something changes, starts enrolment
+// once the box is online, and announces readiness once (closing ready),
+// until ctx ends. stop ends the boot (for a reboot into a new role).
+func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor, nets *netup.Manager, readyCh chan<- struct{}) {
 	ready, dirty := false, true
+	// Enrolment starts once, when the box is first online; until then its
+	// channel is nil and never fires.
+	var enr *enrol.Client
+	var enrChanged <-chan struct{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	// Draw nothing until the NICs are listed: an empty list would read
 	// "no network interface found" for the first fraction of a second.
 	netsListed := b.opts.Network == "off"
@@ -36,12 +47,25 @@ func (b *boot) watch(ctx context.Context, sup *supervise.Supervisor, nets *netup
 			dirty, netsListed = true, true
 		case <-sup.Changed():
 			dirty = true
+		case <-enrChanged:
+			dirty = true
 		case <-tick.C:
 		}
 		if !netsListed {
 			continue
 		}
 		nics := nets.NICs()
+		if enr == nil && screen.Online(nics) {
+			// Readiness does not wait for it: a box waiting for approval
+			// is online, its services answer, and it says that it waits.
+			enr = enrol.New(b.enrolConfig(nics, func() { b.reboot.Store(true); stop() }))
+			enrChanged = enr.Changed()
+			wg.Go(func() {
+				if err := enr.Run(ctx); err != nil {
+					b.note("enrolment stopped: %v", err)
+				}
+			})
+		}
 		// A redraw is due when something changed and the last one is old
 		// enough; a box that may just have become ready is checked at once.
 		due := dirty && time.Since(lastDraw) >= minRedraw
@@ -54,6 +78,10 @@ func (b *boot) watch(ctx context.Context, sup *supervise.Supervisor, nets *netup
 			b.setHostname(h)
 		}
 		st, nodedOK := b.state(ctx, sup, nics)
+		st.Enrolment = enrol.State{ID: b.opts.ID, Role: b.opts.Role, School: b.opts.School}
+		if enr != nil {
+			st.Enrolment = enr.State()
+		}
 		nowReady := becomingReady && (nodedOK || !b.opts.Noded)
 		if !due && !nowReady {
 			continue // waiting for noded's answer; nothing new to show
@@ -110,4 +138,41 @@ func dhcpHostname(nics []netup.NIC) string {
 		}
 	}
 	return ""
+}
+
+// enrolConfig says whom the enrolment client asks, as which NIC. The server
+// is onecloud.server=, else the one our bootstrap server's DHCP answer named
+// (option 43); with neither the client only says so. The boot MAC is the NIC
+// whose DHCP answer named the server, else the first NIC with an address.
+func (b *boot) enrolConfig(nics []netup.NIC, reboot func()) enrol.Config {
+	server, mac := b.opts.Server, ""
+	for _, n := range nics {
+		if n.Lease == nil || (n.Phase != netup.PhaseBound && n.Phase != netup.PhaseStatic) {
+			continue
+		}
+		if mac == "" {
+			mac = n.MAC
+		}
+		if b.opts.Server != "" || n.Lease.BootServer == "" || server != "" {
+			continue
+		}
+		if err := cmdline.CheckServer(n.Lease.BootServer); err != nil {
+			b.note("DHCP on %s names boot server %q, which is unusable: %v", n.Name, n.Lease.BootServer, err)
+			continue
+		}
+		server, mac = n.Lease.BootServer, n.MAC
+	}
+	return enrol.Config{
+		Server:    server,
+		BootMAC:   mac,
+		ID:        b.opts.ID,
+		Role:      b.opts.Role,
+		School:    b.opts.School,
+		Inventory: &b.inv,
+		// The same backoff as DHCP: both wait for the same boot server.
+		Backoff: netup.Backoff{Min: b.opts.BackoffMin, Max: b.opts.BackoffMax, Rand: rand.Int64N},
+		Reboot:  reboot,
+		Console: b.console,
+		Log:     b.log,
+	}
 }

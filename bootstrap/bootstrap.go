@@ -1,0 +1,244 @@
+// Package bootstrap is the zero-touch boot server: DHCP, TFTP and HTTP for
+// boxes that boot from the network, and the enrolment inbox that decides
+// what each box becomes. bootstrapd runs it standalone; noded's server mode
+// will embed it.
+//
+// Each protocol is listener -> handler -> backend (docs/bootstrap.md): the
+// packages dhcpd, tftp and httpboot hold the listeners and handlers, and the
+// per-machine decisions come from a Backend. Server only wires them up.
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/onecloud-edu/onecloud/bootstrap/admission"
+	"github.com/onecloud-edu/onecloud/bootstrap/dhcpd"
+	"github.com/onecloud-edu/onecloud/bootstrap/enrolapi"
+	"github.com/onecloud-edu/onecloud/bootstrap/httpboot"
+	"github.com/onecloud-edu/onecloud/bootstrap/images"
+	"github.com/onecloud-edu/onecloud/bootstrap/machines"
+	"github.com/onecloud-edu/onecloud/bootstrap/tftp"
+)
+
+// DefaultSocket is where the admin API listens for `bootstrapd machines`.
+const DefaultSocket = machines.DefaultSocket
+
+// ReadyLine is logged once every listener is bound: tests and supervisors
+// wait for it.
+const ReadyLine = "bootstrapd: serving"
+
+// Backend makes the per-machine decisions: it records every box it is told
+// about (the enrolment inbox) and says whether and in which role it boots.
+// machines.Store is the file backend for standalone use; the cluster backend
+// follows with the cluster issue.
+type Backend interface {
+	Seen(ctx context.Context, s machines.Sighting, now time.Time) (machines.Machine, error)
+}
+
+// Paths are where the server keeps its state.
+type Paths struct {
+	// State holds leases, the machine inbox and published images.
+	State string
+	// Socket is the admin API's unix socket (mode 0600).
+	Socket string
+}
+
+// ImagesDir is the published images' folder inside a state folder.
+func ImagesDir(state string) string { return filepath.Join(state, "images") }
+
+// Server is a configured boot server; Run serves until its context ends.
+type Server struct {
+	cfg     Config
+	paths   Paths
+	log     *slog.Logger
+	store   *machines.Store
+	images  *images.Store
+	limiter *admission.Limiter
+}
+
+// New opens the state folder (creating it) and checks that everything the
+// server will need is there, so that a mistake shows before any box asks.
+func New(cfg Config, paths Paths, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(paths.State, 0o700); err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	for _, f := range []string{"undionly.kpxe", "snponly.efi", "ipxe.efi"} {
+		if _, err := os.Stat(filepath.Join(cfg.IPXEDir, f)); err != nil {
+			return nil, fmt.Errorf("iPXE binary %s missing in %s: install Debian's ipxe package or set ipxe_dir (%w)", f, cfg.IPXEDir, err)
+		}
+	}
+	store, err := machines.Open(filepath.Join(paths.State, "machines.json"), cfg.Rules, cfg.Machines, log)
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := images.Open(ImagesDir(paths.State))
+	if err != nil {
+		return nil, err
+	}
+	a := cfg.Admission
+	return &Server{
+		cfg: cfg, paths: paths, log: log, store: store, images: imgs,
+		limiter: admission.New(a.MaxTransfers, a.Queue, time.Duration(a.MaxWait)),
+	}, nil
+}
+
+// Machines is the server's file backend (for the admin API and tests).
+func (s *Server) Machines() *machines.Store { return s.store }
+
+// Run binds every listener, logs ReadyLine, and serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer s.images.Close()
+	base := fmt.Sprintf("http://%s", netip.AddrPortFrom(s.cfg.Address, uint16(s.cfg.HTTPPort)))
+
+	// Bind everything first: a port in use is an error at start, not later.
+	var closers []func()
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	var leases *dhcpd.Leases
+	var dhcp *dhcpd.Server
+	var dhcpL *dhcpd.Listener
+	if s.cfg.DHCP == "on" {
+		var err error
+		if s.cfg.Mode == "full" {
+			leases, err = dhcpd.OpenLeases(filepath.Join(s.paths.State, "leases.journal"), s.log)
+			if err != nil {
+				return err
+			}
+			closers = append(closers, func() { leases.Close() })
+		}
+		dhcp, err = dhcpd.NewServer(s.dhcpConfig(base), leases)
+		if err != nil {
+			return err
+		}
+		if dhcpL, err = dhcp.Listen(ctx); err != nil {
+			return fmt.Errorf("DHCP on %s: %w (is another DHCP server running on this machine?)", s.cfg.Iface, err)
+		}
+	}
+	tftpConn, err := net.ListenPacket("udp4", netip.AddrPortFrom(s.cfg.Address, 69).String())
+	if err != nil {
+		return fmt.Errorf("TFTP on %s:69: %w", s.cfg.Address, err)
+	}
+	closers = append(closers, func() { tftpConn.Close() })
+	tftpSrv, err := tftp.New(tftp.Config{Root: s.cfg.IPXEDir, Limiter: s.limiter, Log: s.log.With("service", "tftp")})
+	if err != nil {
+		return err
+	}
+	httpLn, err := net.Listen("tcp4", netip.AddrPortFrom(s.cfg.Address, uint16(s.cfg.HTTPPort)).String())
+	if err != nil {
+		return fmt.Errorf("HTTP on %s:%d: %w", s.cfg.Address, s.cfg.HTTPPort, err)
+	}
+	boot, err := httpboot.New(httpboot.Config{
+		BaseURL: base, Images: s.images, BinDir: s.cfg.IPXEDir, KernelArgs: s.cfg.KernelArgs,
+		Machines: backendAdapter{s.store}, Limiter: s.limiter, Log: s.log.With("service", "http"),
+	})
+	if err != nil {
+		httpLn.Close()
+		return err
+	}
+	defer boot.Close()
+	adminLn, err := machines.Listen(s.paths.Socket)
+	if err != nil {
+		httpLn.Close()
+		return fmt.Errorf("admin socket: %w", err)
+	}
+
+	web := &http.Server{Handler: boot, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	admin := &http.Server{Handler: machines.AdminHandler(s.store), ReadHeaderTimeout: 10 * time.Second}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	serve := func(name string, fn func() error) {
+		wg.Go(func() {
+			if err := fn(); err != nil && !errors.Is(err, http.ErrServerClosed) && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		})
+	}
+	if dhcp != nil {
+		serve("DHCP", func() error { return dhcp.ServeOn(ctx, dhcpL) })
+	}
+	serve("TFTP", func() error { return tftpSrv.Serve(ctx, tftpConn) })
+	serve("HTTP", func() error { return web.Serve(httpLn) })
+	serve("admin", func() error { return admin.Serve(adminLn) })
+
+	cur, ok := s.images.Current()
+	if !ok {
+		s.log.Warn("no image published yet: boxes wait until one is (bootstrapd publish)")
+	}
+	s.log.Info(ReadyLine, "mode", s.cfg.Mode, "dhcp", s.cfg.DHCP, "iface", s.cfg.Iface, "http", base,
+		"tftp", s.cfg.Address.String()+":69", "image", cur, "admin", s.paths.Socket)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	web.Shutdown(shut)
+	admin.Shutdown(shut)
+	wg.Wait()
+	if err := s.store.Flush(shut); err != nil && runErr == nil {
+		runErr = err
+	}
+	s.log.Info("bootstrapd: stopped")
+	return runErr
+}
+
+// dhcpConfig turns the file's settings into the DHCP server's.
+func (s *Server) dhcpConfig(base string) dhcpd.Config {
+	c := dhcpd.Config{
+		Mode: dhcpd.Mode(s.cfg.Mode), Iface: s.cfg.Iface, ServerIP: s.cfg.Address,
+		HTTPBase: base, ClusterAddr: s.cfg.ClusterAddr, Log: s.log.With("service", "dhcp"),
+	}
+	for _, p := range s.cfg.Pools {
+		c.Pools = append(c.Pools, dhcpd.Pool{
+			Subnet: p.Subnet, First: p.First, Last: p.Last, Router: p.Router, DNS: p.DNS,
+			LeaseTime: time.Duration(p.Lease),
+		})
+	}
+	for _, r := range s.cfg.Reservations {
+		c.Reservations = append(c.Reservations, dhcpd.Reservation{MAC: r.MAC, Addr: r.Addr, Hostname: r.Hostname})
+	}
+	return c
+}
+
+// backendAdapter answers httpboot's questions from a Backend.
+type backendAdapter struct{ b Backend }
+
+func (a backendAdapter) Boot(ctx context.Context, r httpboot.BootRequest) (httpboot.BootDecision, error) {
+	m, err := a.b.Seen(ctx, machines.Sighting{
+		MAC: r.MAC, Serial: r.Serial, Vendor: r.Manufacturer, Product: r.Product, UUID: r.UUID,
+		Addr: r.Addr, Source: machines.SourceIPXE,
+	}, time.Now())
+	if err != nil {
+		return httpboot.BootDecision{}, err
+	}
+	return httpboot.BootDecision{ID: m.ID, State: m.State, Role: m.Role, School: m.School, Message: m.Reason}, nil
+}
+
+func (a backendAdapter) Enrol(ctx context.Context, r enrolapi.Request, from netip.Addr) (enrolapi.Response, error) {
+	m, err := a.b.Seen(ctx, machines.Sighting{
+		MAC: r.BootMAC, Addr: from, Source: machines.SourceFirmware, Inventory: r.Inventory,
+	}, time.Now())
+	if err != nil {
+		return enrolapi.Response{}, err
+	}
+	return machines.Respond(m, r.Role), nil
+}
