@@ -10,6 +10,7 @@ package bootstrap
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,20 @@ type Backend interface {
 	Seen(ctx context.Context, s machines.Sighting, now time.Time) (machines.Machine, error)
 }
 
+// StatsPath is the admin API's route for the counters (GET, JSON Stats).
+const StatsPath = "/v1/stats"
+
+// Stats are the server's counters since it started: what `bootstrapd stats`
+// shows. Packets from clients that are not booting ("other"), malformed
+// packets and refused requests are all counted here.
+type Stats struct {
+	DHCP          *dhcpd.Stats    `json:"dhcp,omitempty"` // nil when DHCP is off
+	TFTP          tftp.Stats      `json:"tftp"`
+	HTTP          httpboot.Stats  `json:"http"`
+	Admission     admission.Stats `json:"admission"` // HTTP downloads
+	TFTPAdmission admission.Stats `json:"tftp_admission"`
+}
+
 // Paths are where the server keeps its state.
 type Paths struct {
 	// State holds leases, the machine inbox and published images.
@@ -58,12 +73,13 @@ func ImagesDir(state string) string { return filepath.Join(state, "images") }
 
 // Server is a configured boot server; Run serves until its context ends.
 type Server struct {
-	cfg     Config
-	paths   Paths
-	log     *slog.Logger
-	store   *machines.Store
-	images  *images.Store
-	limiter *admission.Limiter
+	cfg    Config
+	paths  Paths
+	log    *slog.Logger
+	store  *machines.Store
+	images *images.Store
+	// limiter caps HTTP downloads, tftpLimiter TFTP transfers (see AdmissionConfig).
+	limiter, tftpLimiter *admission.Limiter
 }
 
 // New opens the state folder (creating it) and checks that everything the
@@ -88,7 +104,8 @@ func New(cfg Config, paths Paths, log *slog.Logger) (*Server, error) {
 	a := cfg.Admission
 	return &Server{
 		cfg: cfg, paths: paths, log: log, store: store, images: imgs,
-		limiter: admission.New(a.MaxTransfers, a.Queue, time.Duration(a.MaxWait)),
+		limiter:     admission.New(a.MaxTransfers, a.Queue, time.Duration(a.MaxWait)),
+		tftpLimiter: admission.New(a.MaxTFTP, a.Queue, time.Duration(a.MaxWait)),
 	}, nil
 }
 
@@ -134,7 +151,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("TFTP on %s:69: %w", s.cfg.Address, err)
 	}
 	closers = append(closers, func() { tftpConn.Close() })
-	tftpSrv, err := tftp.New(tftp.Config{Root: s.cfg.IPXEDir, Limiter: s.limiter, Log: s.log.With("service", "tftp")})
+	tftpSrv, err := tftp.New(tftp.Config{
+		Root: s.cfg.IPXEDir, Limiter: s.tftpLimiter, MACOf: macOf(leases), Log: s.log.With("service", "tftp"),
+	})
 	if err != nil {
 		return err
 	}
@@ -158,7 +177,20 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	web := &http.Server{Handler: boot, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	admin := &http.Server{Handler: machines.AdminHandler(s.store), ReadHeaderTimeout: 10 * time.Second}
+	adminMux := http.NewServeMux()
+	inbox := machines.AdminHandler(s.store)
+	adminMux.Handle("/v1/machines", inbox)
+	adminMux.Handle("/v1/machines/", inbox)
+	adminMux.HandleFunc("GET "+StatsPath, func(w http.ResponseWriter, _ *http.Request) {
+		st := Stats{TFTP: tftpSrv.Stats(), HTTP: boot.Stats(), Admission: s.limiter.Stats(), TFTPAdmission: s.tftpLimiter.Stats()}
+		if dhcp != nil {
+			d := dhcp.Stats()
+			st.DHCP = &d
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(st)
+	})
+	admin := &http.Server{Handler: adminMux, ReadHeaderTimeout: 10 * time.Second}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
@@ -199,6 +231,21 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("bootstrapd: stopped")
 	return runErr
+}
+
+// macOf tells the MAC that holds an address, from our own leases (full
+// mode), so that log lines about TFTP clients name the box.
+func macOf(leases *dhcpd.Leases) func(netip.Addr) (string, bool) {
+	if leases == nil {
+		return nil
+	}
+	return func(a netip.Addr) (string, bool) {
+		l, ok := leases.Get(a)
+		if !ok || l.MAC == "" {
+			return "", false
+		}
+		return l.MAC, true
+	}
 }
 
 // dhcpConfig turns the file's settings into the DHCP server's.

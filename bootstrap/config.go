@@ -24,7 +24,7 @@ import (
 //	  "rules": [{"name": "lab-vms", "mac_prefixes": ["52:54:00"], "role": "vdi", "school": "s01"}],
 //	  "machines": [{"mac": "52:54:00:00:00:02", "role": "server"}],
 //	  "kernel_args": "console=ttyS0,115200 console=tty0",
-//	  "admission": {"max_transfers": 64, "queue": 2048, "max_wait": "30s"}
+//	  "admission": {"max_transfers": 64, "max_tftp": 256, "queue": 4096, "max_wait": "30s"}
 //	}
 type Config struct {
 	// Mode is "full" (we are the network's DHCP server) or "proxy" (the
@@ -74,8 +74,13 @@ type ReservationConfig struct {
 
 // AdmissionConfig caps concurrent file transfers (HTTP and TFTP) so that a
 // boot storm slows boots down instead of failing them.
+//
+// TFTP has caps of its own: its files are small (the iPXE binaries, under a
+// megabyte), and a PXE ROM whose request waits behind image downloads hears
+// nothing and may give up the boot, where iPXE's HTTP waits and retries.
 type AdmissionConfig struct {
-	MaxTransfers int          `json:"max_transfers,omitempty"` // default 64
+	MaxTransfers int          `json:"max_transfers,omitempty"` // HTTP downloads at once, default 64
+	MaxTFTP      int          `json:"max_tftp,omitempty"`      // TFTP transfers at once, default 256
 	Queue        int          `json:"queue,omitempty"`         // default 4096
 	MaxWait      JSONDuration `json:"max_wait,omitempty"`      // default 30s
 }
@@ -144,6 +149,9 @@ func (c *Config) check() error {
 	}
 	if c.Admission.MaxTransfers == 0 {
 		c.Admission.MaxTransfers = 64
+	}
+	if c.Admission.MaxTFTP == 0 {
+		c.Admission.MaxTFTP = 256
 	}
 	if c.Admission.Queue == 0 {
 		c.Admission.Queue = 4096

@@ -73,11 +73,13 @@ func startBootServer(t *testing.T, lan *harness.Bridge, cfg map[string]any) *boo
 // machines runs `bootstrapd machines ARGS...` against the running server.
 func (bs *bootServer) machines(t *testing.T, args ...string) string {
 	t.Helper()
-	argv := append([]string{"machines"}, args...)
-	argv = append(argv, "-socket", bs.socket)
-	// Flags after positional arguments are not parsed by the flag package:
-	// put the id last where there is one.
-	argv = reorder(argv)
+	return bs.cli(t, append([]string{"machines"}, args...)...)
+}
+
+// cli runs `bootstrapd ARGS... -socket SOCKET` against the running server.
+func (bs *bootServer) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	argv := append(args[:len(args):len(args)], "-socket", bs.socket)
 	cmd := exec.CommandContext(t.Context(), bs.bin, argv...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -85,16 +87,6 @@ func (bs *bootServer) machines(t *testing.T, args ...string) string {
 		t.Fatalf("bootstrapd %s: %v\n%s", strings.Join(argv, " "), err, out.String())
 	}
 	return out.String()
-}
-
-// reorder moves the one positional argument after "machines SUB" (an id) to
-// the end, after the flags.
-func reorder(argv []string) []string {
-	if len(argv) < 3 || strings.HasPrefix(argv[2], "-") {
-		return argv
-	}
-	out := append([]string{argv[0], argv[1]}, argv[3:]...)
-	return append(out, argv[2])
 }
 
 // machineID is the inbox id of a box: oc- and its boot MAC in hex.
@@ -147,6 +139,10 @@ func TestPXEBIOSFullMode(t *testing.T) {
 	log := bs.d.Output()
 	mustShow(t, log, `msg=ack service=dhcp mac=`+mac+` class=ipxe `)
 	mustShow(t, log, `msg="file served" service=http mac=`+mac+` .*/vmlinuz status=200`)
+	stats := bs.cli(t, "stats")
+	mustShow(t, stats, `requests from ipxe\s+[1-9]`)
+	mustShow(t, stats, `requests from onecloud-firmware\s+[1-9]`)
+	mustShow(t, stats, `enrolments\s+[1-9]`)
 	stopClean(t, vm)
 }
 
@@ -237,6 +233,7 @@ func TestPXEUEFI(t *testing.T) {
 	log := bs.d.Output()
 	mustShow(t, log, `mac=`+mac+` class=uefi-pxe .*file=snponly\.efi`)
 	mustShow(t, log, `mac=`+mac+` class=ipxe `)
+	mustShow(t, log, `msg="tftp: transfer completed" service=tftp mac=`+mac+` .*file=snponly\.efi`)
 	stopClean(t, vm)
 }
 

@@ -35,6 +35,28 @@ const (
 	fwSubCluster = 2
 )
 
+// reqLog logs lines about one request, each naming the client's MAC, class,
+// message type and port. It formats nothing for a level that is off: a
+// logger made with slog.With would format the attributes of every request
+// up front, which is most of the logging cost in a boot storm.
+type reqLog struct {
+	l    *slog.Logger
+	ctx  context.Context
+	base []any
+}
+
+func (r reqLog) log(level slog.Level, msg string, args []any) {
+	if !r.l.Enabled(r.ctx, level) {
+		return
+	}
+	r.l.Log(r.ctx, level, msg, append(r.base[:len(r.base):len(r.base)], args...)...)
+}
+
+func (r reqLog) Debug(msg string, args ...any) { r.log(slog.LevelDebug, msg, args) }
+func (r reqLog) Info(msg string, args ...any)  { r.log(slog.LevelInfo, msg, args) }
+func (r reqLog) Warn(msg string, args ...any)  { r.log(slog.LevelWarn, msg, args) }
+func (r reqLog) Error(msg string, args ...any) { r.log(slog.LevelError, msg, args) }
+
 // Handler decides the answer to one DHCP request. It touches no socket: Serve feeds it, tests call it.
 type Handler struct {
 	cfg    Config
@@ -82,7 +104,7 @@ func (h *Handler) Handle(ctx context.Context, req *dhcpv4.DHCPv4, port int) (*dh
 	}
 	c := classify.Classify(req)
 	h.stats.request(c.Class)
-	log := h.log.With("mac", c.MAC, "class", c.Class, "type", req.MessageType().String(), "port", port)
+	log := reqLog{l: h.log, ctx: ctx, base: []any{"mac", c.MAC, "class", c.Class, "type", req.MessageType(), "port", port}}
 	if req.OpCode != dhcpv4.OpcodeBootRequest || len(req.ClientHWAddr) != 6 {
 		log.Debug("not an Ethernet client request", "reason", c.Reason)
 		h.stats.ignored.Add(1)
@@ -111,7 +133,7 @@ func (h *Handler) Handle(ctx context.Context, req *dhcpv4.DHCPv4, port int) (*dh
 
 // proxy answers on port 67 in proxy mode: a DISCOVER of a network-boot client gets a ProxyDHCP offer,
 // boot information without an address. Everything else is the school's DHCP server's business.
-func (h *Handler) proxy(req *dhcpv4.DHCPv4, c classify.Client, log *slog.Logger) (*dhcpv4.DHCPv4, error) {
+func (h *Handler) proxy(req *dhcpv4.DHCPv4, c classify.Client, log reqLog) (*dhcpv4.DHCPv4, error) {
 	if req.MessageType() != dhcpv4.MessageTypeDiscover {
 		log.Debug("proxy mode: not a DISCOVER, left to the school's DHCP server")
 		return nil, nil
@@ -133,7 +155,7 @@ func (h *Handler) proxy(req *dhcpv4.DHCPv4, c classify.Client, log *slog.Logger)
 // or a PXE ROM's request to the boot server (OVMF sends one when our offer carries "PXEClient" without a
 // boot menu). The answer is an ACK with the boot information and no address, sent back to the sender's
 // address and port (iPXE only accepts it from port 4011).
-func (h *Handler) pxeRequest(req *dhcpv4.DHCPv4, c classify.Client, log *slog.Logger) (*dhcpv4.DHCPv4, error) {
+func (h *Handler) pxeRequest(req *dhcpv4.DHCPv4, c classify.Client, log reqLog) (*dhcpv4.DHCPv4, error) {
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeInform:
 	default:
@@ -267,7 +289,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 }
 
 // full answers in full mode.
-func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c classify.Client, log *slog.Logger) (*dhcpv4.DHCPv4, error) {
+func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c classify.Client, log reqLog) (*dhcpv4.DHCPv4, error) {
 	p := h.pool(req)
 	if p == nil {
 		log.Warn("no address pool for this client's subnet: add a pool for it", "giaddr", req.GatewayIPAddr, "ciaddr", req.ClientIPAddr)
@@ -295,7 +317,9 @@ func (h *Handler) full(ctx context.Context, req *dhcpv4.DHCPv4, c classify.Clien
 			return nil, err
 		}
 		h.fill(req, resp, c, p, a, fixed.IsValid())
-		log.Info("offer", "addr", a, "file", resp.BootFileName)
+		// Debug, not Info: the ACK that follows is the line that matters, and
+		// in a storm every line costs (see BenchmarkDORA).
+		log.Debug("offer", "addr", a, "file", resp.BootFileName)
 		return resp, nil
 
 	case dhcpv4.MessageTypeRequest:

@@ -19,6 +19,10 @@ import (
 // after a few seconds anyway, so a worker should not wait longer for a stuck disk.
 const handleTimeout = 5 * time.Second
 
+// socketBuffer is the receive buffer asked for the DHCP sockets: about 8,000
+// full-size DHCP packets.
+const socketBuffer = 4 << 20
+
 // maxPacket is the largest datagram read; DHCP messages are far smaller.
 const maxPacket = 4096
 
@@ -196,7 +200,16 @@ func listen(ctx context.Context, iface string, port int) (*net.UDPConn, error) {
 			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1); serr != nil {
 				return
 			}
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, iface)
+			if serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, iface); serr != nil {
+				return
+			}
+			// A burst of a thousand DISCOVERs must wait in the socket, not be
+			// dropped by the kernel, while the workers catch up. FORCE passes
+			// net.core.rmem_max as root; without privilege the plain option
+			// gives what the system allows.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+			}
 		})
 		if err != nil {
 			return err

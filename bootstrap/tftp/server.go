@@ -56,6 +56,9 @@ type Config struct {
 	Retries int
 	// Limiter, when not nil, admits transfers; nil means no limit.
 	Limiter Limiter
+	// MACOf, if set, tells the MAC of a client address (the DHCP server
+	// knows it), so that every log line about a client names its MAC.
+	MACOf func(netip.Addr) (string, bool)
 	// Log receives the server's log lines; nil discards them.
 	Log *slog.Logger
 }
@@ -90,6 +93,7 @@ type Server struct {
 	limits  limits
 	retries int
 	limiter Limiter
+	macOfFn func(netip.Addr) (string, bool)
 	log     *slog.Logger
 
 	mu     sync.Mutex
@@ -153,6 +157,7 @@ func New(cfg Config) (*Server, error) {
 		limits:  limits{maxBlksize: cfg.MaxBlksize, maxWindow: cfg.MaxWindow, timeout: cfg.Timeout},
 		retries: cfg.Retries,
 		limiter: cfg.Limiter,
+		macOfFn: cfg.MACOf,
 		log:     cfg.Log,
 		active:  make(map[string]*slot),
 	}, nil
@@ -238,7 +243,7 @@ func (l *listener) handle(ctx context.Context, pkt []byte, addr net.Addr) {
 	req, err := parseRequest(pkt)
 	if err != nil {
 		s.malformed.Add(1)
-		s.log.Debug("tftp: malformed request", "client", client, "err", err)
+		s.log.Debug("tftp: malformed request", "mac", s.macOf(client), "client", client, "err", err)
 		// Answer only what claims to be a request, so a real client learns
 		// why; stray ACKs or garbage get nothing.
 		if len(pkt) >= 2 && (pkt[1] == byte(opRRQ) || pkt[1] == byte(opWRQ)) && pkt[0] == 0 {
@@ -267,7 +272,7 @@ func (l *listener) handle(ctx context.Context, pkt []byte, addr net.Addr) {
 	peer, err := addrPort(addr)
 	if err != nil {
 		s.malformed.Add(1)
-		s.log.Warn("tftp: request from an address that is not UDP", "client", client, "err", err)
+		s.log.Warn("tftp: request from an address that is not UDP", "mac", s.macOf(client), "client", client, "err", err)
 		return
 	}
 
@@ -308,7 +313,7 @@ func (l *listener) handle(ctx context.Context, pkt []byte, addr net.Addr) {
 // it. msg goes to the client; reason is for the operator.
 func (l *listener) refuse(addr net.Addr, file string, code uint16, msg, reason string) {
 	l.s.refused.Add(1)
-	l.s.log.Warn("tftp: refused request", "client", addr.String(), "file", file, "reason", reason)
+	l.s.log.Warn("tftp: refused request", "mac", l.s.macOf(addr.String()), "client", addr.String(), "file", file, "reason", reason)
 	l.conn.WriteTo(appendError(nil, code, msg), addr)
 }
 
@@ -338,7 +343,7 @@ func (l *listener) serveFile(ctx context.Context, addr net.Addr, peer netip.Addr
 			// Silent: the ROM retries its RRQ, by which time a slot may
 			// be free; an error would make it give up the boot.
 			s.dropped.Add(1)
-			s.log.Debug("tftp: request dropped by admission control", "client", client, "file", req.filename, "err", err)
+			s.log.Debug("tftp: request dropped by admission control", "mac", s.macOf(client), "client", client, "file", req.filename, "err", err)
 			return
 		}
 		if release != nil {
@@ -350,7 +355,7 @@ func (l *listener) serveFile(ctx context.Context, addr net.Addr, peer netip.Addr
 	conn, err := net.ListenUDP("udp", l.local)
 	if err != nil {
 		s.failed.Add(1)
-		s.log.Error("tftp: opening a transfer socket", "client", client, "file", req.filename, "err", err)
+		s.log.Error("tftp: opening a transfer socket", "mac", s.macOf(client), "client", client, "file", req.filename, "err", err)
 		return
 	}
 	defer conn.Close()
@@ -358,13 +363,13 @@ func (l *listener) serveFile(ctx context.Context, addr net.Addr, peer netip.Addr
 	p := negotiate(req.options, size, l.s.limits)
 	t := &transfer{conn: conn, peer: peer, file: f, size: size, p: p, retries: s.retries}
 	begin := time.Now()
-	s.log.Debug("tftp: transfer started", "client", client, "file", req.filename, "size", size,
+	s.log.Debug("tftp: transfer started", "mac", s.macOf(client), "client", client, "file", req.filename, "size", size,
 		"blksize", p.blksize, "windowsize", p.window, "oack", len(p.oack) > 0)
 	err = t.run(ctx)
 	leave()
 	s.retransmits.Add(t.retransmits)
 	s.malformed.Add(t.malformed)
-	attrs := []any{"client", client, "file", req.filename, "size", size, "blksize", p.blksize,
+	attrs := []any{"mac", s.macOf(client), "client", client, "file", req.filename, "size", size, "blksize", p.blksize,
 		"windowsize", p.window, "retransmits", t.retransmits, "duration", time.Since(begin).Round(time.Millisecond)}
 	var abort errClientAbort
 	switch {
@@ -419,4 +424,19 @@ func addrPort(a net.Addr) (netip.AddrPort, error) {
 		}
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// macOf names the MAC behind a client's "ip:port", or "unknown".
+func (s *Server) macOf(client string) string {
+	if s.macOfFn == nil {
+		return "unknown"
+	}
+	ap, err := netip.ParseAddrPort(client)
+	if err != nil {
+		return "unknown"
+	}
+	if mac, ok := s.macOfFn(ap.Addr().Unmap()); ok {
+		return mac
+	}
+	return "unknown"
 }

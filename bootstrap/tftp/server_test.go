@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -607,5 +608,31 @@ func BenchmarkTransfer(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestMACOfNamesTheClient(t *testing.T) {
+	known := netip.MustParseAddr("10.77.1.100")
+	s, err := New(Config{Root: t.TempDir(), MACOf: func(a netip.Addr) (string, bool) {
+		return "52:54:00:12:34:56", a == known
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for client, want := range map[string]string{
+		"10.77.1.100:2070": "52:54:00:12:34:56",
+		"10.77.1.101:2070": "unknown",
+		"not an address":   "unknown",
+	} {
+		if got := s.macOf(client); got != want {
+			t.Errorf("macOf(%q) = %q, want %q", client, got, want)
+		}
+	}
+	plain, err := New(Config{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plain.macOf("10.77.1.100:2070"); got != "unknown" {
+		t.Errorf("without MACOf: %q, want unknown", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/onecloud-edu/onecloud/bootstrap"
@@ -36,6 +37,7 @@ usage:
   bootstrapd serve    [-config FILE] [-state DIR] [-socket PATH] [-log-level LEVEL]
   bootstrapd publish  [-state DIR] IMAGE_DIR     publish an image-builder output folder
   bootstrapd machines list|show|approve|reject|assign|forget ...   the enrolment inbox
+  bootstrapd stats    [-json]                    what the running server has answered, ignored and refused
 `
 
 func main() {
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPublish(ctx, args[1:], stdout, stderr)
 	case "machines":
 		return runMachines(ctx, args[1:], stdout, stderr)
+	case "stats":
+		return runStats(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -76,8 +80,20 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	state := fs.String("state", defaultState, "state folder: leases, machines, published images")
 	socket := fs.String("socket", bootstrap.DefaultSocket, "admin socket for `bootstrapd machines` (mode 0600)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops (for `go tool pprof`)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {

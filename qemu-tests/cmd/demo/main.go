@@ -1,30 +1,41 @@
-// Command demo boots one onecloud box in QEMU with its serial console on this terminal. It is what
-// `make demo` runs after building the image, so that someone new to the project sees the firmware's boot
-// steps, its inventory table, the status screen and "onecloud: ready" a minute after cloning it.
+// Command demo shows the zero-touch path of onecloud: a bootstrap server (bootstrapd) and one blank
+// terminal that boots from it over the network, with its serial console on this terminal. It is what
+// `make demo` runs after building the image, so that someone new to the project sees, a few minutes after
+// cloning it, a box with nothing on it fetch our firmware from the network, get approved by a rule and
+// come up in its role: iPXE fetching the boot script, kernel and initramfs from bootstrapd, then the
+// firmware's boot steps, "onecloud: enrolment approved", its role, the status screen and
+// "onecloud: ready".
 //
-// It stands on the QEMU tests' harness (qemu-tests/harness), used outside go test through a Session: a
-// lab network namespace with one bridge (lan, 10.77.0.1/24) and dnsmasq standing in for the school's DHCP,
-// and one box on it with an e1000 NIC, a software TPM 2.0 (swtpm) and a 64 MiB qcow2 disk, booted from
-// the built image (out/image) with "console=ttyS0,115200".
+// Before anything is made it builds bootstrapd from this repository (go build ./bootstrap/cmd/bootstrapd,
+// from the root that `go env GOMOD` names), writes its configuration and publishes the image (out/image)
+// into a fresh state folder: all of it in the -logs folder (out/demo/ by default). Then it stands on the
+// QEMU tests' harness (qemu-tests/harness), used outside go test through a Session: a lab network
+// namespace with one bridge (lan, 10.77.0.1/24) where bootstrapd serves in full mode (DHCP with a pool of
+// .100 to .199, TFTP, HTTP; a rule approves MAC prefix 52:54:00 as role vdi, school demo-school), and one
+// box on it that boots by PXE: SeaBIOS and the iPXE ROM of an e1000 NIC, a software TPM 2.0 (swtpm) and
+// a blank 64 MiB qcow2 disk. When the box is ready the demo prints its address, id and role and the inbox
+// as `bootstrapd machines list` shows it; while the demo runs the same CLI works from another terminal
+// against bootstrapd's admin socket (out/demo/bootstrapd.sock), as the banner says.
 //
 // When stdin is a terminal it is put in raw mode and what is typed goes to the box's console, as with
 // telnet; Ctrl-] leaves. Leaving (Ctrl-], SIGINT, SIGTERM, a terminal that hangs up, or the box powering
 // off by itself) restores the terminal, switches the box off, removes the lab (namespace, bridge, tap,
-// dnsmasq, swtpm, QEMU) and ends with a one-line summary. A ready box gets the ACPI power button and
+// bootstrapd, swtpm, QEMU) and ends with a one-line summary. A ready box gets the ACPI power button and
 // 20 s to power off in order before its power is cut (a second Ctrl-C cuts it at once); a box that is
 // not ready yet has its power cut at once, since its disk and TPM are scratch anyway. The box's serial
-// output is kept in demo/box.serial.log beside the image folder (out/demo/), to scroll back through.
+// output is kept in box.serial.log in the -logs folder, to scroll back through.
 //
 // When stdin is not a terminal (CI, a pipe) it is left alone: the demo runs until the box is ready, says
 // so, and keeps the box running until SIGINT or SIGTERM. With -until-ready it stops as soon as the box is
-// ready, which is how the demo itself is tested, also on a fresh machine.
+// ready and the inbox has been shown, which is how the demo itself is tested, also on a fresh machine.
 //
 // Usage, as root (`make demo` builds the image first):
 //
 //	go run ./qemu-tests/cmd/demo [-image out/image] [-until-ready] [-timeout 5m] [-logs out/demo]
 //
-// The exit status is 0 when the demo did what it should, 1 when the box failed to become ready, did not
-// power off in order, or the lab could not be removed, and 2 for bad arguments.
+// The exit status is 0 when the demo did what it should, 1 when bootstrapd could not be built or started,
+// the box failed to become ready in its role, did not power off in order, or the lab could not be
+// removed, and 2 for bad arguments.
 package main
 
 import (
@@ -33,7 +44,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -49,16 +59,17 @@ import (
 )
 
 const (
-	// labCIDR is the lab side's address on the box's network: dnsmasq answers there, and hands out
-	// .100 to .199.
+	// labCIDR is bootstrapd's address on the box's network, the lab bridge: it hands out .100 to .199.
 	labCIDR = "10.77.0.1/24"
-	// cmdline puts the kernel's and the firmware's console on the serial port, which is this terminal.
+	// cmdline is what bootstrapd adds to the box's kernel command line: the kernel's and the firmware's
+	// console on the serial port, which is this terminal.
 	cmdline = "console=ttyS0,115200"
 	// readyPattern is the firmware's line for "has an address and noded answers".
 	readyPattern = `(?m)^onecloud: ready`
 	// powerOffLine is what the firmware prints when it powers off in order.
 	powerOffLine = "onecloud: power off"
-	// defaultTimeout bounds the boot to ready; a healthy boot takes 10 to 20 s under TCG.
+	// defaultTimeout bounds the boot to ready; a PXE boot takes 60 to 80 s under TCG (the NIC ROM's DHCP,
+	// the iPXE script, some 18 MB over HTTP, then our boot).
 	defaultTimeout = 5 * time.Minute
 	// stopGrace is how long the box has to power off in order after the ACPI power button before QEMU is
 	// killed. The firmware needs a few seconds under TCG; the harness's default of 30 s is long to wait
@@ -66,9 +77,9 @@ const (
 	stopGrace = 20 * time.Second
 	// stopTimeout bounds the whole stop, including the kill after the grace.
 	stopTimeout = stopGrace + 30*time.Second
-	// leaseWait bounds the wait for dnsmasq's lease file to show the box's lease once the box is ready:
-	// dnsmasq writes it around the time it sends the ACK, so it is normally there already.
-	leaseWait = 5 * time.Second
+	// factsWait bounds the wait, once the box is ready, for its console to show its approval and role:
+	// the firmware prints them and the ready line in either order, normally within a second.
+	factsWait = 30 * time.Second
 	// serialLogName is the file, in the -logs folder, that keeps the box's serial output.
 	serialLogName = "box.serial.log"
 )
@@ -80,9 +91,9 @@ func main() { os.Exit(run(os.Args[1:])) }
 func leaveSignals() []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} }
 
 // run is the whole demo, from the arguments to the summary; it returns the exit status. Failures inside
-// the harness's constructors (NewLab, Bridge, DHCP, Start) end the program through Session.Fatalf, which
-// removes what was made and exits with status 1: that is why the terminal goes raw only after the box
-// has started.
+// the harness's constructors (NewLab, Bridge, Daemon, Start) end the program through Session.Fatalf,
+// which removes what was made and exits with status 1: that is why the terminal goes raw only after the
+// box has started.
 func run(args []string) int {
 	opts, err := parseArgs(args, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -91,14 +102,19 @@ func run(args []string) int {
 	if err != nil {
 		return 2 // parseArgs has said what was wrong
 	}
-	if err := preflight(opts); err != nil {
+	if opts, err = absolute(opts); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		return 1
+	}
+	bs := newBootServer(opts.logDir)
+	if err := preflight(opts, bs); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: cannot start:\n%v\n", err)
 		return 1
 	}
 
 	// SIGINT, SIGTERM and SIGHUP (the terminal hung up) end the demo in order; by default they would kill
 	// it and leave the lab behind. In raw mode Ctrl-C is a key for the box, not a signal; and QEMU, swtpm
-	// and dnsmasq run in process groups of their own, so a Ctrl-C reaches only the demo.
+	// and bootstrapd run in process groups of their own, so a Ctrl-C reaches only the demo.
 	ctx, stopSignals := signal.NotifyContext(context.Background(), leaveSignals()...)
 	defer stopSignals()
 	// A write to a closed pipe on stdout (`make demo | head`) would kill the demo just as outright; with
@@ -107,7 +123,7 @@ func run(args []string) int {
 
 	scr := newScreen(os.Stdout, os.Stderr)
 	keyboard := !opts.untilReady && term.IsTerminal(int(os.Stdin.Fd()))
-	printBanner(scr, opts, keyboard)
+	printBanner(scr, opts, keyboard, bs)
 
 	serialPath := filepath.Join(opts.logDir, serialLogName)
 	serialLog, err := createFile(serialPath)
@@ -118,25 +134,42 @@ func run(args []string) int {
 	// Closed last: QEMU, whose output goes there, is gone once the session is closed.
 	defer serialLog.Close()
 
+	scr.say("building bootstrapd (go build -o %s %s) and publishing the image into its state folder", bs.bin, bootstrapPkg)
+	version, err := bs.prepare(ctx, opts.image)
+	switch {
+	case ctx.Err() != nil:
+		scr.say("%s while bootstrapd was being prepared; there is no lab to remove yet", context.Cause(ctx))
+		return 1
+	case err != nil:
+		scr.warn("demo: cannot prepare bootstrapd: %v", err)
+		return 1
+	}
+	scr.say("published %s as version %s; starting bootstrapd in the lab, then the box", opts.image, version)
+
 	s := harness.NewSession(ctx, "demo", scr.diagnostics())
 	defer s.Close() // for a panic; the normal path closes it explicitly, in order, below
 	lab := harness.NewLab(s)
-	lan := lab.Bridge(s, "lan", labCIDR)
-	dhcp := lan.DHCP(s, harness.DHCPConfig{})
+	lan := lab.Bridge(s, bridgeName, labCIDR)
+	bs.start(s, lab)
 	box := harness.Start(s, harness.Config{
-		Name:   "box",
-		Kernel: filepath.Join(opts.image, "vmlinuz"), Initrd: filepath.Join(opts.image, "initramfs.cpio.gz"),
-		Append:    cmdline,
+		Name: "box",
+		// SeaBIOS boots the NIC's iPXE ROM, which gets everything else from bootstrapd.
+		Boot:      harness.BootPXE,
 		NICs:      []harness.NIC{{Bridge: lan, Model: "e1000"}},
 		TPM:       &harness.TPM{},
 		Disks:     []harness.Disk{{SizeMB: 64}},
 		StopGrace: stopGrace,
+		// SeaBIOS and iPXE write to the VGA screen, which nobody sees here. Told that the machine has no
+		// graphics, SeaBIOS copies that text to the serial port too (its "sercon"), so the console shows
+		// iPXE fetching the script, kernel and initramfs from bootstrapd. QEMU merges this with the
+		// harness's own -machine.
+		ExtraArgs: []string{"-machine", "graphics=off"},
 		// The screen writer never fails, so the log always gets its copy too.
 		SerialOut: io.MultiWriter(scr.guest(), serialLog),
 	})
 	harnessLogs := filepath.Dir(box.Console.LogPath())
 
-	d := &demo{opts: opts, scr: scr, lab: lab, dhcp: dhcp, box: box}
+	d := &demo{opts: opts, scr: scr, lab: lab, boot: bs, box: box}
 
 	// typing bounds the sends of forwarded keys: it ends when the demo leaves.
 	typing, stopTyping := context.WithCancel(ctx)
@@ -160,7 +193,7 @@ func run(args []string) int {
 	stopTyping()
 	restore()
 	if end.err != nil {
-		// Errorf marks the session failed, which keeps the harness's logs (QEMU, swtpm, dnsmasq).
+		// Errorf marks the session failed, which keeps the harness's logs (QEMU, swtpm, bootstrapd).
 		s.Errorf("demo: %v", end.err)
 	}
 
@@ -180,7 +213,7 @@ func run(args []string) int {
 	}
 	parts = append(parts, "serial log kept in "+serialPath)
 	if s.Failed() {
-		parts = append(parts, "the harness's logs (QEMU, swtpm, dnsmasq) are kept in "+harnessLogs)
+		parts = append(parts, "the harness's logs (QEMU, swtpm, bootstrapd) are kept in "+harnessLogs)
 	}
 	scr.say("%s", strings.Join(parts, "; "))
 	if end.err != nil || powerOff.failed || s.Failed() {
@@ -202,7 +235,7 @@ type demo struct {
 	opts     options
 	scr      *screen
 	lab      *harness.Lab
-	dhcp     *harness.DHCPServer
+	boot     *bootServer
 	box      *harness.VM
 	keyboard bool // the terminal is raw: typed keys reach the box, and Ctrl-] leaves
 }
@@ -241,9 +274,14 @@ func (d *demo) waitForEnd(ctx context.Context, keys <-chan error) ending {
 				return notReady(err)
 			}
 			ready = nil // from now on the box is ready, and a nil channel never fires
-			d.announceReady(ctx)
+			shown := d.announceReady(ctx)
+			if ctx.Err() != nil {
+				return interrupted(true)
+			}
 			if opts.untilReady {
-				return ending{why: "the box is ready (-until-ready)", ready: true}
+				// A box that is ready but not approved in its role, or an inbox that cannot be listed,
+				// is not what the demo is there to show.
+				return ending{why: "the box is ready (-until-ready)", err: shown, ready: true}
 			}
 		case err := <-keys:
 			if err == nil {
@@ -263,18 +301,37 @@ func (d *demo) waitForEnd(ctx context.Context, keys <-chan error) ending {
 	}
 }
 
-// announceReady prints, on the host side, the box's lab address from dnsmasq's leases and how to reach
-// and leave it.
-func (d *demo) announceReady(ctx context.Context) {
-	mac := d.box.Config().NICs[0].MAC
-	addr, err := leasedAddress(ctx, d.dhcp, mac)
+// announceReady prints, on the host side, what the box's console says about it (address, id, role),
+// the inbox as `bootstrapd machines list` shows it, and how to try the CLI and leave. It returns an error
+// when the console does not show the box approved in its role within factsWait, or the inbox cannot be
+// listed; either is said on the screen too.
+func (d *demo) announceReady(ctx context.Context) error {
+	facts, err := d.waitForFacts(ctx)
 	if err != nil {
-		d.scr.say("the box is ready, but dnsmasq has no lease for its MAC %s: %v (dnsmasq's log: %s)", mac, err, d.dhcp.LogPath())
+		d.scr.say("the box is ready, but %v", err)
 	} else {
-		d.scr.say("the box is ready: lab address %s (dnsmasq's lease for %s, bridge lan in namespace %s)", addr, mac, d.lab.Name())
+		d.scr.say("the box is ready: address %s (bridge %s in namespace %s), id %s, enrolment %s, role %s",
+			facts.addr, bridgeName, d.lab.Name(), facts.id, facts.state, facts.role)
 		if installed("ping") {
-			d.scr.say("reach it from another terminal: ip netns exec %s ping %s", d.lab.Name(), addr)
+			d.scr.say("reach it from another terminal: ip netns exec %s ping %s", d.lab.Name(), facts.addr)
 		}
+	}
+	inbox, lerr := d.boot.inbox(ctx)
+	if lerr != nil {
+		d.scr.say("the inbox cannot be listed: %v", lerr)
+	} else {
+		d.scr.say("the inbox, as `bootstrapd machines list` shows it:")
+		for _, line := range strings.Split(strings.TrimRight(inbox, "\n"), "\n") {
+			d.scr.say("  %s", line)
+		}
+	}
+	if !d.opts.untilReady {
+		id := facts.id
+		if id == "" {
+			id = "ID"
+		}
+		d.scr.say("try the CLI in another terminal, as root: %s", d.boot.cli("show", id))
+		d.scr.say("(or assign, reject, forget; `%s machines help` says how); bootstrapd's log: %s", d.boot.bin, d.boot.d.LogPath())
 	}
 	switch {
 	case d.opts.untilReady:
@@ -283,27 +340,27 @@ func (d *demo) announceReady(ctx context.Context) {
 	default:
 		d.scr.say("the box keeps running; stop the demo with Ctrl-C or SIGTERM (the box is then powered off and the lab removed)")
 	}
+	return errors.Join(err, lerr)
 }
 
-// leasedAddress finds the address dnsmasq leased to mac, waiting up to leaseWait for it to appear.
-func leasedAddress(ctx context.Context, dhcp *harness.DHCPServer, mac string) (netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(ctx, leaseWait)
+// waitForFacts waits up to factsWait for the box's console to show its address, and its approval and
+// role, which the firmware prints before or after the ready line.
+func (d *demo) waitForFacts(ctx context.Context) (boxFacts, error) {
+	ctx, cancel := context.WithTimeout(ctx, factsWait)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		leases, err := dhcp.Leases()
-		if err != nil {
-			return netip.Addr{}, err
-		}
-		for _, l := range leases {
-			if strings.EqualFold(l.MAC, mac) {
-				return l.Addr, nil
-			}
+		f := parseBoxFacts(d.box.Console.Output())
+		if f.complete() {
+			return f, nil
 		}
 		select {
 		case <-ctx.Done():
-			return netip.Addr{}, fmt.Errorf("none after %s (%d other leases)", leaseWait, len(leases))
+			return f, fmt.Errorf("its console has not shown %s within %s of it (the rule %q should approve MACs %s* as role %s)",
+				f.missing(), factsWait, ruleName, ruleMACs, demoRole)
+		case <-d.box.Done():
+			return f, fmt.Errorf("it powered off before its console showed %s", f.missing())
 		case <-tick.C:
 		}
 	}
@@ -359,11 +416,15 @@ func stopBox(scr *screen, box *harness.VM, end ending) powerOff {
 }
 
 // printBanner says what is about to happen, before the box's console takes over the terminal.
-func printBanner(scr *screen, opts options, keyboard bool) {
-	scr.say("booting one onecloud box in QEMU (software emulation: about 20 s to ready)")
-	scr.say("  image: %s (vmlinuz, initramfs.cpio.gz), kernel command line %q", opts.image, cmdline)
-	scr.say("  lab:   a network namespace with bridge lan %s and dnsmasq as the school's DHCP", labCIDR)
-	scr.say("  box:   e1000 NIC, software TPM 2.0 (swtpm), 64 MiB qcow2 disk")
+func printBanner(scr *screen, opts options, keyboard bool, bs *bootServer) {
+	scr.say("the zero-touch path: a bootstrap server (bootstrapd) and one blank terminal that boots from it over the")
+	scr.say("network, in QEMU (software emulation: about 60 to 80 s from power-on to ready)")
+	scr.say("  server: bootstrapd in full mode on lab bridge %s %s: DHCP (pool .100-.199), TFTP, HTTP; rule %q", bridgeName, labCIDR, ruleName)
+	scr.say("          approves MACs %s* as role %s, school %s; it serves the image %s", ruleMACs, demoRole, demoSchool, opts.image)
+	scr.say("  box:    SeaBIOS + the iPXE ROM of an e1000 NIC, software TPM 2.0 (swtpm), blank 64 MiB qcow2 disk;")
+	scr.say("          watch iPXE fetch the script, kernel and initramfs from bootstrapd, then our firmware enrol")
+	scr.say("  try the CLI in another terminal while the demo runs (as root):")
+	scr.say("          %s", bs.cli("list"))
 	switch {
 	case opts.untilReady:
 		scr.say("-until-ready: the box is powered off and the lab removed once it is ready (or after %s)", opts.timeout)
@@ -420,16 +481,19 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// tool is a program the lab runs and the Debian package that has it.
+// tool is a program the demo runs and the Debian package that has it.
 type tool struct{ name, pkg string }
 
-// preflight checks, before anything is made, what the demo needs and what the harness would otherwise
-// report one at a time: root, the built image, the Debian packages. The error lists every problem with
-// what to run.
-func preflight(o options) error {
+// need is a file the demo uses and the Debian package that has it.
+type need struct{ path, pkg string }
+
+// preflight checks, before anything is made, what the demo needs and what the harness or bootstrapd
+// would otherwise report one at a time: root, the built image, Go, the Debian packages, a socket path
+// short enough. The error lists every problem with what to run.
+func preflight(o options, bs *bootServer) error {
 	var problems []string
 	if os.Geteuid() != 0 {
-		problems = append(problems, "the demo needs root, to make the box's lab network (a network namespace, a bridge and a tap): run `sudo make demo`")
+		problems = append(problems, "the demo needs root, to make the box's lab network (a network namespace, a bridge and a tap) and serve DHCP on it: run `sudo make demo`")
 	}
 	for _, f := range []string{"vmlinuz", "initramfs.cpio.gz"} {
 		if p := filepath.Join(o.image, f); !isFile(p) {
@@ -437,18 +501,31 @@ func preflight(o options) error {
 			break
 		}
 	}
+	if !installed("go") {
+		problems = append(problems, "go is not on the PATH: the demo builds bootstrapd with it; run `make demo`, which puts /usr/local/go/bin on the PATH")
+	}
 	var missing []string
 	for _, t := range []tool{
 		{"qemu-system-x86_64", "qemu-system-x86"}, {"qemu-img", "qemu-utils"}, {"swtpm", "swtpm"},
-		{"dnsmasq", "dnsmasq-base"}, {"ip", "iproute2"},
+		{"ip", "iproute2"}, {"nsenter", "util-linux"},
 	} {
 		if !installed(t.name) {
 			missing = append(missing, t.pkg)
 		}
 	}
+	// bootstrapd serves iPXE's binaries (Debian's ipxe); the box's NIC boots QEMU's iPXE ROM (ipxe-qemu).
+	for _, n := range []need{{"/usr/lib/ipxe/undionly.kpxe", "ipxe"}, {"/usr/lib/ipxe/qemu/pxe-e1000.rom", "ipxe-qemu"}} {
+		if !isFile(n.path) {
+			missing = append(missing, n.pkg)
+		}
+	}
 	if len(missing) > 0 {
 		problems = append(problems, fmt.Sprintf("Debian packages missing: %s: run `make demo`, which installs them (or `apt-get install %s`)",
 			strings.Join(missing, ", "), strings.Join(missing, " ")))
+	}
+	if len(bs.socket) > maxSocketPath {
+		problems = append(problems, fmt.Sprintf("bootstrapd's admin socket %s would be %d bytes long, too long for a unix socket (the demo allows %d): give a shorter -logs folder",
+			bs.socket, len(bs.socket), maxSocketPath))
 	}
 	if len(problems) == 0 {
 		return nil
@@ -456,8 +533,21 @@ func preflight(o options) error {
 	return errors.New("  - " + strings.Join(problems, "\n  - "))
 }
 
+// absolute makes the image and log folders absolute: bootstrapd gets them on its command line, and the
+// socket path is shown for use from another terminal.
+func absolute(o options) (options, error) {
+	var err error
+	if o.image, err = filepath.Abs(o.image); err != nil {
+		return o, fmt.Errorf("-image %s: %w", o.image, err)
+	}
+	if o.logDir, err = filepath.Abs(o.logDir); err != nil {
+		return o, fmt.Errorf("-logs %s: %w", o.logDir, err)
+	}
+	return o, nil
+}
+
 // installed reports whether a program is on the PATH or in the sbin folders a non-login root PATH may
-// miss (dnsmasq lives in /usr/sbin); the harness looks in the same places.
+// miss (ip lives in /usr/sbin on some systems); the harness looks in the same places.
 func installed(name string) bool {
 	if _, err := exec.LookPath(name); err == nil {
 		return true

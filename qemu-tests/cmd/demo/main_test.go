@@ -3,16 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/onecloud-edu/onecloud/bootstrap"
 )
 
 func TestBeforeEscape(t *testing.T) {
@@ -199,7 +204,8 @@ func TestParseArgsRejects(t *testing.T) {
 
 func TestPreflightMissingImage(t *testing.T) {
 	dir := t.TempDir()
-	err := preflight(options{image: filepath.Join(dir, "image")})
+	bs := newBootServer(dir)
+	err := preflight(options{image: filepath.Join(dir, "image")}, bs)
 	if err == nil || !strings.Contains(err.Error(), "run `make image`") {
 		t.Errorf("preflight without an image = %v, want it to say to run `make image`", err)
 	}
@@ -216,7 +222,7 @@ func TestPreflightMissingImage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := preflight(options{image: img}); err != nil && strings.Contains(err.Error(), "make image") {
+	if err := preflight(options{image: img}, bs); err != nil && strings.Contains(err.Error(), "make image") {
 		t.Errorf("preflight with an image still asks for one: %v", err)
 	}
 }
@@ -227,5 +233,209 @@ func TestInstalled(t *testing.T) {
 	}
 	if installed("no-such-program-onecloud-demo") {
 		t.Error("installed finds a program that does not exist")
+	}
+}
+
+func TestSequenceFilter(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		writes []string
+		want   string
+	}{
+		{"plain text", []string{"iPXE initialising devices...ok\r\n"}, "iPXE initialising devices...ok\r\n"},
+		{"SeaBIOS's start", []string{"\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS\r\n"}, "\x1b[0mSeaBIOS\r\n"},
+		{"colours stay", []string{"\x1b[0;1miPXE\x1b[0m"}, "\x1b[0;1miPXE\x1b[0m"},
+		{"split across writes", []string{"a\x1b", "[?", "7lb\x1b[2", "Jc\x1b", "c"}, "abc"},
+		{"a held start that is no dropped sequence", []string{"a\x1b[", "0mb"}, "a\x1b[0mb"},
+		{"clear to end of line stays", []string{"\x1b[2K"}, "\x1b[2K"},
+		{"escape at the very end is held", []string{"x\x1b"}, "x"},
+	} {
+		var f sequenceFilter
+		var got []byte
+		for _, w := range c.writes {
+			got = append(got, f.filter([]byte(w))...)
+		}
+		if string(got) != c.want {
+			t.Errorf("%s: filtered %q to %q, want %q", c.name, c.writes, got, c.want)
+		}
+	}
+}
+
+func TestScreenDropsSequencesNotTheLog(t *testing.T) {
+	var out, errs, log bytes.Buffer
+	s := newScreen(&out, &errs)
+	guest := io.MultiWriter(s.guest(), &log)
+	_, _ = io.WriteString(guest, "\x1bc\x1b[2JSeaBIOS\r\n")
+	s.say("ready")
+	if want := "SeaBIOS\r\ndemo: ready\n"; out.String() != want {
+		t.Errorf("stdout = %q, want %q", out.String(), want)
+	}
+	if log.String() != "\x1bc\x1b[2JSeaBIOS\r\n" {
+		t.Errorf("the serial log got %q, want the guest's bytes unchanged", log.String())
+	}
+}
+
+// console is what a box's serial console shows around the ready line, cut down from a real demo.
+const console = "Filename: http://10.77.0.1:8080/boot.ipxe\r\n" +
+	"onecloud: role none yet\r\n" +
+	"onecloud: enrolment pending, id oc-525400a5b77e: waiting for approval\r\n" +
+	" Network: connected, 10.77.0.100/24 on eth0\r\n" +
+	"   eth0     52:54:00:a5:b7:7e e1000   10.77.0.100/24 gw 10.77.0.1 dhcp 1h\r\n" +
+	"onecloud: ready\r\n" +
+	"onecloud: enrolment approved, id oc-525400a5b77e\r\n" +
+	"onecloud: role vdi, school demo-school\r\n"
+
+func TestParseBoxFacts(t *testing.T) {
+	approved := boxFacts{addr: "10.77.0.100", id: "oc-525400a5b77e", state: "approved", role: "vdi, school demo-school"}
+	for _, c := range []struct {
+		name     string
+		console  string
+		want     boxFacts
+		complete bool
+		missing  string
+	}{
+		{"approved after ready", console, approved, true, ""},
+		{"pending", console[:strings.Index(console, "onecloud: ready")],
+			boxFacts{addr: "10.77.0.100", id: "oc-525400a5b77e", state: "pending", role: "none yet"}, false, "its approval"},
+		{"no network line", "onecloud: enrolment approved, id oc-1 (welcome)\r\nonecloud: role tci\r\n",
+			boxFacts{id: "oc-1", state: "approved", role: "tci"}, false, "its address"},
+		{"another NIC only", " Network: connected, 10.9.0.5/24 on eth1\r\n", boxFacts{}, false, "its enrolment"},
+		{"nothing", "", boxFacts{}, false, "its role"},
+		{"a later address wins", " Network: connected, 10.77.0.100/24 on eth0\r\n Network: connected, 10.77.0.101/24 on eth0\r\n",
+			boxFacts{addr: "10.77.0.101"}, false, "its enrolment"},
+	} {
+		got := parseBoxFacts(c.console)
+		if got != c.want {
+			t.Errorf("%s: parseBoxFacts = %+v, want %+v", c.name, got, c.want)
+		}
+		if got.complete() != c.complete {
+			t.Errorf("%s: complete() = %v, want %v", c.name, got.complete(), c.complete)
+		}
+		if !strings.Contains(got.missing(), c.missing) || (c.complete && got.missing() != "") {
+			t.Errorf("%s: missing() = %q, want it to name %q", c.name, got.missing(), c.missing)
+		}
+	}
+}
+
+func TestBootConfig(t *testing.T) {
+	b, err := json.Marshal(bootConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bootstrap.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// bootstrapd's own loader must take it, as `bootstrapd serve` will.
+	cfg, err := bootstrap.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("bootstrapd refuses the demo's configuration: %v\n%s", err, b)
+	}
+	if cfg.Mode != "full" || cfg.Iface != "lan" || cfg.Address.String() != "10.77.0.1" || cfg.KernelArgs != "console=ttyS0,115200" {
+		t.Errorf("mode %q iface %q address %s kernel args %q: want full on lan at 10.77.0.1 with the serial console",
+			cfg.Mode, cfg.Iface, cfg.Address, cfg.KernelArgs)
+	}
+	if len(cfg.Pools) != 1 {
+		t.Fatalf("pools %+v: want one", cfg.Pools)
+	}
+	p := cfg.Pools[0]
+	if p.Subnet.String() != "10.77.0.0/24" || p.First.String() != "10.77.0.100" || p.Last.String() != "10.77.0.199" || p.Router.String() != "10.77.0.1" {
+		t.Errorf("pool %+v: want 10.77.0.100 to .199 in 10.77.0.0/24, router 10.77.0.1", p)
+	}
+	if len(cfg.Rules) != 1 {
+		t.Fatalf("rules %+v: want one", cfg.Rules)
+	}
+	r := cfg.Rules[0]
+	if !slices.Equal(r.MACPrefixes, []string{"52:54:00"}) || r.Role != "vdi" || r.School != "demo-school" || r.Any {
+		t.Errorf("rule %+v: want MAC prefix 52:54:00 approved as vdi, school demo-school", r)
+	}
+}
+
+func TestBootServerPaths(t *testing.T) {
+	bs := newBootServer("/srv/oc/out/demo")
+	want := bootServer{
+		bin: "/srv/oc/out/demo/bootstrapd", config: "/srv/oc/out/demo/bootstrap.json",
+		state: "/srv/oc/out/demo/bootstrapd-state", socket: "/srv/oc/out/demo/bootstrapd.sock",
+	}
+	if *bs != want {
+		t.Errorf("newBootServer = %+v, want %+v", *bs, want)
+	}
+	if got, want := bs.cli("show", "oc-1"), "/srv/oc/out/demo/bootstrapd machines show oc-1 -socket /srv/oc/out/demo/bootstrapd.sock"; got != want {
+		t.Errorf("cli = %q, want %q", got, want)
+	}
+}
+
+func TestPreflightLongSocket(t *testing.T) {
+	long := "/" + strings.Repeat("d", maxSocketPath)
+	err := preflight(options{image: t.TempDir()}, newBootServer(long))
+	if err == nil || !strings.Contains(err.Error(), "shorter -logs") {
+		t.Errorf("preflight with -logs %s = %v, want it to ask for a shorter -logs folder", long, err)
+	}
+	if err := preflight(options{image: t.TempDir()}, newBootServer("/work/out/demo")); err != nil && strings.Contains(err.Error(), "-logs") {
+		t.Errorf("preflight complains about a short -logs folder: %v", err)
+	}
+}
+
+func TestAbsolute(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := absolute(options{image: "out/image", logDir: "/tmp/d/../e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.image != filepath.Join(wd, "out/image") || o.logDir != "/tmp/e" {
+		t.Errorf("absolute = image %q, logs %q; want %q and /tmp/e", o.image, o.logDir, filepath.Join(wd, "out/image"))
+	}
+}
+
+func TestModuleRoot(t *testing.T) {
+	if !installed("go") {
+		t.Skip("no go command on the PATH")
+	}
+	root, err := moduleRoot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test runs in qemu-tests/cmd/demo, three folders below the root.
+	wd, _ := os.Getwd()
+	if want := filepath.Dir(filepath.Dir(filepath.Dir(wd))); root != want {
+		t.Errorf("moduleRoot = %q, want %q", root, want)
+	}
+
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "go.mod"), []byte("module example.com/other\n\ngo 1.26\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{t.TempDir(), other} { // in no module; in another module
+		t.Chdir(dir)
+		if _, err := moduleRoot(t.Context()); err == nil || !strings.Contains(err.Error(), "from the onecloud repository") {
+			t.Errorf("moduleRoot in %s = %v, want it to say to run the demo from the onecloud repository", dir, err)
+		}
+	}
+}
+
+func TestPrepareRefusesWhileAnotherDemoRuns(t *testing.T) {
+	dir := t.TempDir()
+	bs := newBootServer(dir)
+	l, err := net.Listen("unix", bs.socket) // a running bootstrapd's admin socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	state := filepath.Join(bs.state, "machines.json")
+	if err := os.MkdirAll(bs.state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bs.prepare(t.Context(), filepath.Join(dir, "image"))
+	if err == nil || !strings.Contains(err.Error(), "another demo is running") {
+		t.Errorf("prepare with a live socket = %v, want it to say another demo is running", err)
+	}
+	if !isFile(state) {
+		t.Error("prepare emptied the state folder of the running server")
 	}
 }

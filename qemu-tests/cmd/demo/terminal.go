@@ -53,8 +53,9 @@ func beforeEscape(p []byte) (keys []byte, leave bool) {
 // a new line, so that it neither glues itself to the guest's text nor is overwritten by it.
 //
 // While the terminal is raw it does no output processing, so a bare "\n" would only move down, not back to
-// the left margin: host lines then end in "\r\n". The guest's output is passed through as it is: its own
-// tty already ends lines in "\r\n".
+// the left margin: host lines then end in "\r\n". The guest's output is passed through as it is (its own
+// tty already ends lines in "\r\n"), but for the few control sequences that would wipe the screen
+// (droppedSequences).
 type screen struct {
 	out  io.Writer // stdout: the box's console and the demo's lines
 	errs io.Writer // stderr: the harness's log lines and errors
@@ -64,8 +65,9 @@ type screen struct {
 	lostOnce sync.Once
 
 	mu      sync.Mutex
-	raw     bool // the terminal is in raw mode
-	midLine bool // the last thing written was the guest's, and it did not end a line
+	raw     bool           // the terminal is in raw mode
+	midLine bool           // the last thing written was the guest's, and it did not end a line
+	seqs    sequenceFilter // drops the guest's control sequences that would upset the terminal
 }
 
 func newScreen(out, errs io.Writer) *screen {
@@ -130,12 +132,62 @@ type guestWriter struct{ s *screen }
 func (g guestWriter) Write(p []byte) (int, error) {
 	g.s.mu.Lock()
 	defer g.s.mu.Unlock()
-	if len(p) > 0 {
-		_, err := g.s.out.Write(p)
+	if out := g.s.seqs.filter(p); len(out) > 0 {
+		_, err := g.s.out.Write(out)
 		g.s.noteFailure(g.s.out, err)
-		g.s.midLine = p[len(p)-1] != '\n'
+		g.s.midLine = out[len(out)-1] != '\n'
 	}
 	return len(p), nil
+}
+
+// droppedSequences are the terminal control sequences that SeaBIOS's serial console sends as it starts:
+// reset the terminal, turn line wrapping off, clear the screen. On the operator's terminal they would wipe
+// the banner (and its hint how to try the CLI) and leave the terminal without line wrapping after the
+// demo; the demo's screen is a scrolling log, so they are left out. The serial log keeps them.
+var droppedSequences = [][]byte{[]byte("\x1bc"), []byte("\x1b[?7l"), []byte("\x1b[2J")}
+
+// sequenceFilter drops droppedSequences from a stream of writes, also when one is split across writes.
+type sequenceFilter struct {
+	held []byte // the start of what may be a dropped sequence, at the end of the last write
+}
+
+// filter returns p without the dropped sequences. The end of p may be held back until the next write
+// tells whether it starts one.
+func (f *sequenceFilter) filter(p []byte) []byte {
+	in := p
+	if len(f.held) > 0 {
+		in = append(f.held, p...)
+		f.held = nil
+	}
+	out := make([]byte, 0, len(in))
+	for i := 0; i < len(in); {
+		if in[i] != 0x1b {
+			out = append(out, in[i])
+			i++
+			continue
+		}
+		rest, skip, partial := in[i:], 0, false
+		for _, seq := range droppedSequences {
+			if bytes.HasPrefix(rest, seq) {
+				skip = len(seq)
+				break
+			}
+			if len(rest) < len(seq) && bytes.HasPrefix(seq, rest) {
+				partial = true
+			}
+		}
+		switch {
+		case skip > 0:
+			i += skip
+		case partial:
+			f.held = append([]byte(nil), rest...)
+			return out
+		default:
+			out = append(out, in[i])
+			i++
+		}
+	}
+	return out
 }
 
 type hostWriter struct{ s *screen }
