@@ -24,7 +24,7 @@ import (
 //	  "rules": [{"name": "lab-vms", "mac_prefixes": ["52:54:00"], "role": "vdi", "school": "s01"}],
 //	  "machines": [{"mac": "52:54:00:00:00:02", "role": "server"}],
 //	  "kernel_args": "console=ttyS0,115200 console=tty0",
-//	  "admission": {"max_transfers": 64, "max_tftp": 256, "queue": 4096, "max_wait": "30s"}
+//	  "admission": {"max_transfers": 64, "max_tftp": 1024, "queue": 4096, "max_wait": "30s"}
 //	}
 type Config struct {
 	// Mode is "full" (we are the network's DHCP server) or "proxy" (the
@@ -80,7 +80,7 @@ type ReservationConfig struct {
 // nothing and may give up the boot, where iPXE's HTTP waits and retries.
 type AdmissionConfig struct {
 	MaxTransfers int          `json:"max_transfers,omitempty"` // HTTP downloads at once, default 64
-	MaxTFTP      int          `json:"max_tftp,omitempty"`      // TFTP transfers at once, default 256
+	MaxTFTP      int          `json:"max_tftp,omitempty"`      // TFTP transfers at once, default 1024
 	Queue        int          `json:"queue,omitempty"`         // default 4096
 	MaxWait      JSONDuration `json:"max_wait,omitempty"`      // default 30s
 }
@@ -151,7 +151,7 @@ func (c *Config) check() error {
 		c.Admission.MaxTransfers = 64
 	}
 	if c.Admission.MaxTFTP == 0 {
-		c.Admission.MaxTFTP = 256
+		c.Admission.MaxTFTP = 1024
 	}
 	if c.Admission.Queue == 0 {
 		c.Admission.Queue = 4096
