@@ -24,11 +24,11 @@ func (h *Handler) enrol(w http.ResponseWriter, r *http.Request) {
 		h.bad.Add(1)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.log.Warn("enrolment request too large", "addr", addr)
+			h.log.Warn("enrolment request too large", h.who(r)...)
 			http.Error(w, "enrolment request larger than 1 MiB", http.StatusRequestEntityTooLarge)
 			return
 		}
-		h.log.Warn("malformed enrolment request", "addr", addr, "err", err)
+		h.log.Warn("malformed enrolment request", append(h.who(r), "err", err)...)
 		http.Error(w, "malformed enrolment request (want enrolapi.Request as JSON): "+err.Error(), http.StatusBadRequest)
 		return
 	}

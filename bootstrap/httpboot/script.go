@@ -47,7 +47,7 @@ func (h *Handler) stage1(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "sleep %d ||\n", wait)
 	b.WriteString("goto start\n")
 	h.writeScript(w, b.String())
-	h.log.Debug("stage 1 script", "addr", remoteAddr(r))
+	h.log.Debug("stage 1 script", h.who(r)...)
 }
 
 // machineQuery is the validated query of /ipxe/machine.
