@@ -27,10 +27,12 @@ import (
 func testNS(t *testing.T) (server, client string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("the listener test needs root to make network namespaces; the handler tests cover the rest")
+		t.Fatal("the listener test needs root to make network namespaces (run the tests as root, as make test does)")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("the listener test needs the ip command (iproute2)")
+	for _, tool := range []string{"ip", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the listener test needs %s (iproute2, util-linux): %v", tool, err)
+		}
 	}
 	b := make([]byte, 4)
 	rand.Read(b)
@@ -50,11 +52,20 @@ func testNS(t *testing.T) (server, client string) {
 			}
 		})
 	}
-	run("-n", server, "link", "add", "srv0", "type", "veth", "peer", "name", "cli0", "netns", client)
-	run("-n", server, "addr", "add", "10.99.0.1/24", "dev", "srv0")
-	run("-n", client, "addr", "add", "10.99.0.2/24", "dev", "cli0")
-	run("-n", server, "link", "set", "srv0", "up")
-	run("-n", client, "link", "set", "cli0", "up")
+	// `ip -n` remounts /sys in a private mount namespace, which fails in a
+	// chroot (a fresh-machine run); nsenter only switches the network namespace.
+	in := func(ns string, args ...string) {
+		t.Helper()
+		argv := append([]string{"--net=/run/netns/" + ns, "ip"}, args...)
+		if out, err := exec.Command("nsenter", argv...).CombinedOutput(); err != nil {
+			t.Fatalf("nsenter %s: %v: %s", strings.Join(argv, " "), err, out)
+		}
+	}
+	in(server, "link", "add", "srv0", "type", "veth", "peer", "name", "cli0", "netns", client)
+	in(server, "addr", "add", "10.99.0.1/24", "dev", "srv0")
+	in(client, "addr", "add", "10.99.0.2/24", "dev", "cli0")
+	in(server, "link", "set", "srv0", "up")
+	in(client, "link", "set", "cli0", "up")
 	return server, client
 }
 

@@ -60,17 +60,21 @@ func newSide(ctx context.Context, sess *harness.Session, cli *harness.Lab, name,
 	s := netSide{srv: harness.NewLab(sess), iface: name + "0", clientIface: "c" + name + "0", prefix: p}
 	s.addr, s.clientAddr, s.poolFirst, s.poolLast = sideAddrs(p)
 	// The pair is made in the client namespace and its server end moved at once, in one ip command;
-	// deleting the namespaces (when sess closes) deletes it.
-	steps := [][]string{
-		{"ip", "-n", cli.Name(), "link", "add", s.clientIface, "type", "veth", "peer", "name", s.iface, "netns", s.srv.Name()},
-		{"ip", "-n", cli.Name(), "addr", "add", netip.PrefixFrom(s.clientAddr, p.Bits()).String(), "dev", s.clientIface},
-		{"ip", "-n", cli.Name(), "link", "set", s.clientIface, "up"},
-		{"ip", "-n", s.srv.Name(), "addr", "add", netip.PrefixFrom(s.addr, p.Bits()).String(), "dev", s.iface},
-		{"ip", "-n", s.srv.Name(), "link", "set", s.iface, "up"},
+	// deleting the namespaces (when sess closes) deletes it. The commands run through the labs'
+	// nsenter wrapper, not `ip -n`, which remounts /sys and fails in a chroot.
+	steps := []struct {
+		in   *harness.Lab
+		argv []string
+	}{
+		{cli, []string{"link", "add", s.clientIface, "type", "veth", "peer", "name", s.iface, "netns", s.srv.Name()}},
+		{cli, []string{"addr", "add", netip.PrefixFrom(s.clientAddr, p.Bits()).String(), "dev", s.clientIface}},
+		{cli, []string{"link", "set", s.clientIface, "up"}},
+		{s.srv, []string{"addr", "add", netip.PrefixFrom(s.addr, p.Bits()).String(), "dev", s.iface}},
+		{s.srv, []string{"link", "set", s.iface, "up"}},
 	}
-	for _, argv := range steps {
-		if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			return s, fmt.Errorf("lab network %s: %s: %w: %s", name, strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	for _, st := range steps {
+		if out, err := st.in.Command(ctx, "ip", st.argv...).CombinedOutput(); err != nil {
+			return s, fmt.Errorf("lab network %s: ip %s (in %s): %w: %s", name, strings.Join(st.argv, " "), st.in.Name(), err, strings.TrimSpace(string(out)))
 		}
 	}
 	return s, nil
