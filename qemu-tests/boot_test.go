@@ -53,6 +53,9 @@ func TestBootToReady(t *testing.T) {
 	mustShow(t, out, `(?m)^TPM +2\.0 IBM`)
 	mustShow(t, out, `TPM 2\.0 IBM`)
 	mustShow(t, out, `Services: noded running`)
+	// Measured boot: the image and the role configuration went into PCR 13.
+	mustShow(t, out, `onecloud: measured image /etc/onecloud/release\.json into PCR 13`)
+	mustShow(t, out, `onecloud: measured role configuration into PCR 13`)
 	mustShow(t, out, `onecloud \S+ +commit [0-9a-f]{12}`)
 
 	// The power button powers the box off in order.

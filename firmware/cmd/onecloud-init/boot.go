@@ -82,6 +82,7 @@ func (b *boot) run(ctx context.Context) error {
 	b.waitEntropy(ctx)
 	b.inventory()
 	b.setHostname(b.opts.Hostname)
+	b.measureBoot(ctx) // the TPM is known now; before noded, which sends the log
 
 	// noded starts while the NICs negotiate their links (a second or two
 	// of waiting on any NIC), which hides its own start-up.
