@@ -1,9 +1,13 @@
 // Command noded is the node daemon that runs on every onecloud box.
 //
-// At this stage it serves the node's local status (release, inventory,
-// addresses, uptime, service states) as JSON on a unix socket, which the
-// firmware's status screen reads. Later issues give it its real work: KVM
-// desktops, host networking, attestation and the cluster.
+// Without a subcommand it serves the node's local status (release,
+// inventory, addresses, uptime, service states) as JSON on a unix socket,
+// which the firmware's status screen reads. Later issues give it its real
+// work: KVM desktops, host networking, attestation and the cluster.
+//
+// Subcommands:
+//
+//	noded init -state DIR -name NODE -addr IP   create the cluster CA, this node's certificates and the first admin certificate
 package main
 
 import (
@@ -14,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/onecloud-edu/onecloud/internal/release"
 	"github.com/onecloud-edu/onecloud/noded/localapi"
@@ -21,6 +26,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		if err := runInit(os.Args[2:], os.Stdout, time.Now()); err != nil {
+			fmt.Fprintln(os.Stderr, "noded init:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	socket := flag.String("socket", localapi.SocketPath, "unix socket of the local status API")
 	root := flag.String("root", "/", "root of the file system to describe (tests point it at a recorded tree)")
 	debug := flag.Bool("debug", false, "log at debug level")
