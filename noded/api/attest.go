@@ -49,6 +49,12 @@ type AttestRequest struct {
 	// AKPublic is the attestation key's public area (TPMT_PUBLIC): a
 	// restricted signing key created for this attestation.
 	AKPublic []byte `json:"ak_public"`
+	// CSR is a certificate request (PEM or DER) for the key the node will
+	// use for mutual TLS; on success the cluster signs it and returns the
+	// node certificate in Result. Its subject and SANs are ignored: the
+	// certificate names what the cluster approved. Without it an accepted
+	// attestation gets no certificate.
+	CSR []byte `json:"csr,omitempty"`
 }
 
 // Challenge is the verifier's answer to an AttestRequest it accepts.
