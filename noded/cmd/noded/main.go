@@ -7,7 +7,8 @@
 //
 // Subcommands:
 //
-//	noded init -state DIR -name NODE -addr IP   create the cluster CA, this node's certificates and the first admin certificate
+//	noded init -state DIR -name NODE -addr IP     create the cluster CA, this node's certificates and the first admin certificate
+//	noded server -state DIR -name NODE -addr IP   server mode: this node's etcd member and the cluster API (HTTPS, mutual TLS)
 package main
 
 import (
@@ -29,6 +30,16 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		if err := runInit(os.Args[2:], os.Stdout, time.Now()); err != nil {
 			fmt.Fprintln(os.Stderr, "noded init:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "server" {
+		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := runServer(ctx, os.Args[2:], os.Stderr, log); err != nil {
+			fmt.Fprintln(os.Stderr, "noded server:", err)
 			os.Exit(1)
 		}
 		return
