@@ -55,6 +55,11 @@ type AttestRequest struct {
 	// certificate names what the cluster approved. Without it an accepted
 	// attestation gets no certificate.
 	CSR []byte `json:"csr,omitempty"`
+	// PeerCSR is a second certificate request, for the key of the node's
+	// etcd member. Only a machine approved as a server node gets it
+	// signed (Result.PeerCertificate); other roles are not refused for
+	// sending one, they get no peer certificate.
+	PeerCSR []byte `json:"peer_csr,omitempty"`
 }
 
 // Challenge is the verifier's answer to an AttestRequest it accepts.
@@ -108,6 +113,19 @@ type Result struct {
 	// NodeCertificate is the short-lived node certificate (DER) the cluster
 	// issues on success; empty until the cluster signs one.
 	NodeCertificate []byte `json:"node_certificate,omitempty"`
+	// The rest is what a server node needs to join the cluster store; it
+	// is filled in only for a machine approved as a server node that sent
+	// a PeerCSR.
+	//
+	// PeerCertificate is its etcd member certificate (DER), signed by the
+	// etcd CA, EtcdCACertificate that CA (DER): etcd presents and trusts
+	// the pair. CACertificate is the cluster CA (DER). EtcdEndpoints are
+	// the client URLs of the voting etcd members, which the new member
+	// asks to add it as a learner and to promote it.
+	PeerCertificate   []byte   `json:"peer_certificate,omitempty"`
+	EtcdCACertificate []byte   `json:"etcd_ca_certificate,omitempty"`
+	CACertificate     []byte   `json:"ca_certificate,omitempty"`
+	EtcdEndpoints     []string `json:"etcd_endpoints,omitempty"`
 }
 
 // Err turns a refusal into a *Refusal error; nil when accepted.

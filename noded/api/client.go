@@ -220,15 +220,17 @@ func (c *Client) Prove(ctx context.Context, p Proof) (Result, error) {
 
 // Attestation is the verifier noded/attest talks to when the box wants a
 // node certificate: the client, and the certificate request (NewCSR in
-// noded/pki) it adds to the attestation request.
+// noded/pki) it adds to the attestation request. A server node adds
+// PeerCSR, the request for its etcd member certificate.
 type Attestation struct {
-	Client *Client
-	CSR    []byte
+	Client  *Client
+	CSR     []byte
+	PeerCSR []byte
 }
 
-// Challenge sends req with the certificate request.
+// Challenge sends req with the certificate requests.
 func (a Attestation) Challenge(ctx context.Context, req AttestRequest) (Challenge, error) {
-	req.CSR = a.CSR
+	req.CSR, req.PeerCSR = a.CSR, a.PeerCSR
 	return a.Client.Challenge(ctx, req)
 }
 

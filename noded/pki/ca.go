@@ -392,3 +392,7 @@ next:
 	}
 	return ips
 }
+
+// CanIssue reports whether this CA holds its private keys (LoadCA, NewCA)
+// rather than only its certificates (LoadCACerts).
+func (ca *CA) CanIssue() bool { return ca.rootKey != nil && ca.etcdKey != nil }

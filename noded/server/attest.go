@@ -31,7 +31,7 @@ const sweepAbove = 256
 // server (not the verifier) needs to know it.
 type pending struct {
 	machineID, serial string // as the box claimed them
-	csr               []byte
+	csr, peerCSR      []byte
 	expires           time.Time
 }
 
@@ -39,6 +39,14 @@ type pending struct {
 // api.Result; a body that cannot be read is 400.
 func (s *Server) challenge(w http.ResponseWriter, r *http.Request) {
 	addr := remoteIP(r)
+	if !s.cfg.CA.CanIssue() {
+		// Only the node holding the cluster CA's keys can sign what an
+		// attestation earns; the others say so before a TPM spends a
+		// session on them.
+		s.log.Info("attestation turned away: this server node does not hold the cluster CA keys", "addr", addr)
+		writeError(w, &httpError{http.StatusServiceUnavailable, "this server node does not hold the cluster CA keys and cannot issue certificates: attest at the server node that ran `noded init`"})
+		return
+	}
 	var req api.AttestRequest
 	if err := s.readJSON(w, r, maxAttestBody, &req); err != nil {
 		s.log.Warn("attestation request unreadable", "addr", addr, "err", err)
@@ -46,9 +54,15 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if len(req.CSR) > 0 {
-		if err := checkCSR(req.CSR); err != nil {
-			ref := &api.Refusal{Reason: api.ReasonMalformed, Text: fmt.Sprintf("certificate request: %v", err)}
+	for _, c := range []struct {
+		what string
+		csr  []byte
+	}{{"certificate request", req.CSR}, {"etcd peer certificate request", req.PeerCSR}} {
+		if len(c.csr) == 0 {
+			continue
+		}
+		if err := checkCSR(c.csr); err != nil {
+			ref := &api.Refusal{Reason: api.ReasonMalformed, Text: fmt.Sprintf("%s: %v", c.what, err)}
 			s.log.Warn("attestation refused", "machine", req.MachineID, "serial", req.Serial, "addr", addr, "reason", ref.Reason, "text", ref.Text)
 			s.refusedAt(ctx, req.MachineID, req.Serial, addr, ref, false)
 			writeJSON(w, http.StatusForbidden, ref.Result())
@@ -71,7 +85,7 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("the verifier cannot answer now (retry later): %w", err))
 		return
 	}
-	s.addPending(ch.SessionID, &pending{machineID: req.MachineID, serial: req.Serial, csr: req.CSR, expires: ch.Expires})
+	s.addPending(ch.SessionID, &pending{machineID: req.MachineID, serial: req.Serial, csr: req.CSR, peerCSR: req.PeerCSR, expires: ch.Expires})
 	writeJSON(w, http.StatusOK, ch)
 }
 
@@ -190,6 +204,17 @@ func (s *Server) accept(ctx context.Context, a *verify.Attested, p *pending, add
 	} else {
 		s.log.Warn("attestation accepted without a certificate request: no node certificate issued", "machine", m.ID, "addr", addr)
 	}
+	switch {
+	case len(p.peerCSR) == 0:
+	case m.Role != api.RoleServer:
+		// A terminal must never hold a member certificate: etcd trusts
+		// every certificate of the etcd CA.
+		s.log.Warn("etcd peer certificate requested by a machine not approved as a server node: none issued", "machine", m.ID, "addr", addr, "role", m.Role)
+	default:
+		if err := s.joinKit(ctx, &res, m.ID, addr, p.peerCSR); err != nil {
+			return api.Result{}, err
+		}
+	}
 	var images []api.Image
 	for _, img := range a.Images {
 		images = append(images, api.Image{Name: img.Name, SHA256: hex.EncodeToString(img.SHA256)})
@@ -220,6 +245,41 @@ func (s *Server) accept(ctx context.Context, a *verify.Attested, p *pending, add
 	res.Accepted = true
 	s.log.Info("node attested", "machine", m.ID, "addr", addr, "role", m.Role, "certificate_expires", expiry, "image", imageLabel(images))
 	return res, nil
+}
+
+// joinKit fills in what a new server node needs to join the cluster store:
+// its etcd member certificate for the address it attested from, the CA
+// certificates, and where the voting members take clients.
+func (s *Server) joinKit(ctx context.Context, res *api.Result, name, addr string, csr []byte) error {
+	if s.cfg.Members == nil {
+		return errors.New("this server node is not an etcd member and cannot tell a new server node where to join")
+	}
+	st, err := s.cfg.Members.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("list the etcd members for the joining server node %s: %w", name, err)
+	}
+	for _, mem := range st.Members {
+		// Learners refuse membership changes; they are no use to a joiner.
+		if !mem.Learner {
+			res.EtcdEndpoints = append(res.EtcdEndpoints, mem.ClientURLs...)
+		}
+	}
+	if len(res.EtcdEndpoints) == 0 {
+		return errors.New("no voting etcd member advertises a client URL")
+	}
+	id := pki.Identity{Kind: pki.Peer, Name: name}
+	if ip := net.ParseIP(addr); ip != nil {
+		id.IPs = []net.IP{ip}
+	}
+	cert, err := s.cfg.CA.IssueCSR(csr, id)
+	if err != nil {
+		return &api.Refusal{Reason: api.ReasonMalformed, Text: fmt.Sprintf("etcd peer certificate request: %v", err)}
+	}
+	res.PeerCertificate = cert.Raw
+	res.EtcdCACertificate = s.cfg.CA.Etcd.Raw
+	res.CACertificate = s.cfg.CA.Root.Raw
+	s.log.Info("etcd peer certificate issued to a joining server node", "machine", name, "addr", addr, "expires", cert.NotAfter, "endpoints", res.EtcdEndpoints)
+	return nil
 }
 
 // imageLabel is the short form of the last image a node's firmware ran.

@@ -92,6 +92,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 		select {
 		case <-p.done:
+			// It may have printed the ready line just before exiting (a
+			// one-shot job): look once more before calling it a failure.
+			if b, err := os.ReadFile(d.log); err == nil && re.Match(b) {
+				return nil
+			}
 			return fmt.Errorf("%s exited at start (%v): %s", d.cfg.Name, p.err, tailFile(d.log, 15))
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready within %s (no line matching %q): %w; its log %s ends with: %s",

@@ -9,6 +9,8 @@
 //
 //	noded init -state DIR -name NODE -addr IP     create the cluster CA, this node's certificates and the first admin certificate
 //	noded server -state DIR -name NODE -addr IP   server mode: this node's etcd member and the cluster API (HTTPS, mutual TLS)
+//	noded server -state DIR -name NODE -addr IP -join https://SERVER:9443 -ca ca.crt [-tpm /dev/tpmrm0]
+//	                                              a new server node: attest with the TPM, then join etcd as a learner, promoted once caught up
 package main
 
 import (

@@ -9,9 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 
+	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
+
+	"github.com/onecloud-edu/onecloud/firmware/measure"
 	"github.com/onecloud-edu/onecloud/noded/api"
 	"github.com/onecloud-edu/onecloud/noded/cluster"
 	"github.com/onecloud-edu/onecloud/noded/pki"
@@ -23,22 +27,61 @@ import (
 type serverFlags struct {
 	state, name, addr             string
 	peerPort, clientPort, apiPort int
+	// Joining an existing cluster (-join): its API, its CA certificate,
+	// and what this machine attests with.
+	join, ca, tpm, serial, eventLog string
 }
 
-// runServer runs noded's server mode on the node that holds the cluster CA:
-// its etcd member (founding the cluster of one on the first start,
-// rejoining it afterwards) and the cluster API on top of it. It serves
-// until ctx ends.
+// serverDeps are what runServerWith reaches outside the process through;
+// tests replace them.
+type serverDeps struct {
+	openTPM OpenTPM
+	// ready, when set, is told the cluster API once it is about to serve.
+	ready func(*server.Server)
+}
+
+// runServer runs noded's server mode: its etcd member and the cluster API
+// on top of it, until ctx ends. On the node `noded init` made, the member
+// founds the cluster of one on the first start and rejoins it afterwards.
+// With -join and an empty state folder, the node first attests with its
+// TPM through an existing server node's API, keeps the certificates it
+// earns, and joins the cluster as a learner that is promoted once caught
+// up; later starts rejoin (and finish an interrupted promotion).
 func runServer(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
+	return runServerWith(ctx, args, stderr, log, serverDeps{openTPM: linuxtpm.Open})
+}
+
+func runServerWith(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger, deps serverDeps) error {
 	f, err := parseServerFlags(args, stderr)
 	if err != nil {
 		return err
 	}
 	ip := net.ParseIP(f.addr)
-	pkiDir := filepath.Join(f.state, "pki")
-	ca, err := pki.LoadCA(pkiDir)
+	pkiDir := pki.Dir(f.state)
+	endpoints, joined, err := readJoinFile(f.state)
 	if err != nil {
-		return fmt.Errorf("%w (run `noded init -state %s -name %s -addr %s` first on the cluster's first node)", err, f.state, f.name, f.addr)
+		return err
+	}
+	switch {
+	case exists(filepath.Join(pkiDir, pki.NodeCertFile)):
+		// Set up before: restart.
+	case f.join != "":
+		if endpoints, err = attestForJoin(ctx, f, deps.openTPM, log); err != nil {
+			return err
+		}
+		joined = true
+	default:
+		return fmt.Errorf("no certificates in %s: run `noded init -state %s -name %s -addr %s` on the cluster's first node, or give -join https://SERVER:%d -ca ca.crt to join a cluster", pkiDir, f.state, f.name, f.addr, api.DefaultPort)
+	}
+	// Only the node that made the cluster CA holds its keys; the others
+	// verify with its certificates and turn attestations away.
+	loadCA := pki.LoadCACerts
+	if exists(filepath.Join(pkiDir, pki.CAKeyFile)) {
+		loadCA = pki.LoadCA
+	}
+	ca, err := loadCA(pkiDir)
+	if err != nil {
+		return err
 	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, pki.NodeCertFile), filepath.Join(pkiDir, pki.NodeKeyFile))
 	if err != nil {
@@ -48,7 +91,12 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, log *slog.L
 	cfg := cluster.StateConfig(f.state, f.name, ip, log.With("component", "etcd"))
 	cfg.PeerAddr = net.JoinHostPort(f.addr, strconv.Itoa(f.peerPort))
 	cfg.ClientAddr = net.JoinHostPort(f.addr, strconv.Itoa(f.clientPort))
-	member, err := cluster.Start(ctx, cfg)
+	var member *cluster.Member
+	if joined {
+		member, err = cluster.Join(ctx, cfg, endpoints)
+	} else {
+		member, err = cluster.Start(ctx, cfg)
+	}
 	if err != nil {
 		return err
 	}
@@ -60,6 +108,9 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, log *slog.L
 	})
 	if err != nil {
 		return err
+	}
+	if deps.ready != nil {
+		deps.ready(srv)
 	}
 	log.Info("noded: server mode serving", "name", f.name, "api", "https://"+srv.Addr().String(),
 		"etcd_client", cfg.ClientURL(), "etcd_peer", cfg.PeerURL())
@@ -84,6 +135,11 @@ func parseServerFlags(args []string, stderr io.Writer) (serverFlags, error) {
 	fs.IntVar(&f.peerPort, "peer-port", cluster.DefaultPeerPort, "etcd peer port")
 	fs.IntVar(&f.clientPort, "client-port", cluster.DefaultClientPort, "etcd client port")
 	fs.IntVar(&f.apiPort, "api-port", api.DefaultPort, "cluster API port (HTTPS, mutual TLS)")
+	fs.StringVar(&f.join, "join", "", "join the cluster whose API is at this URL (https://SERVER:9443), attesting with this machine's TPM; only with an empty state folder")
+	fs.StringVar(&f.ca, "ca", "", "with -join: the cluster's ca.crt (from the admin bundle)")
+	fs.StringVar(&f.tpm, "tpm", "/dev/tpmrm0", "with -join: the TPM device to attest with")
+	fs.StringVar(&f.serial, "serial", "", "with -join: the board's serial number (default: read from "+dmiSerial+")")
+	fs.StringVar(&f.eventLog, "event-log", measure.LogPath, "with -join: the firmware's event log of what it measured")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -92,6 +148,9 @@ func parseServerFlags(args []string, stderr io.Writer) (serverFlags, error) {
 	}
 	if f.name == "" || f.addr == "" {
 		return f, errors.New("-name and -addr are required: the node's name and address as given to `noded init`")
+	}
+	if f.join != "" && f.ca == "" {
+		return f, errors.New("-join needs -ca: the cluster's ca.crt (from the admin bundle), so that this node knows it talks to its own cluster")
 	}
 	if net.ParseIP(f.addr) == nil {
 		return f, fmt.Errorf("-addr %q is not an IP address", f.addr)
@@ -102,4 +161,9 @@ func parseServerFlags(args []string, stderr io.Writer) (serverFlags, error) {
 		}
 	}
 	return f, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -261,6 +261,15 @@ func (b *Box) Attest(ctx context.Context, c *api.Client) (api.Result, error) {
 	return b.client.Attest(ctx, api.Attestation{Client: c, CSR: csr}, b.ID, b.Serial, b.log)
 }
 
+// AttestWith runs a whole attestation through v, which adds what it
+// wants to the request (api.Attestation with its certificate requests).
+func (b *Box) AttestWith(ctx context.Context, v attest.Verifier) (api.Result, error) {
+	return b.client.Attest(ctx, v, b.ID, b.Serial, b.log)
+}
+
+// EventLog is the event log of what the box's firmware measured.
+func (b *Box) EventLog() []byte { return b.log }
+
 // Logger logs to the test's output at level until the test ends; etcd's
 // goroutines that log later are silenced.
 func Logger(t testing.TB, level slog.Level) *slog.Logger {
