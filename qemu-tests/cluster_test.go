@@ -8,73 +8,24 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/onecloud-edu/onecloud/bootstrap/enrolapi"
+	"github.com/onecloud-edu/onecloud/bootstrap/machines"
+	"github.com/onecloud-edu/onecloud/firmware/measure"
 	"github.com/onecloud-edu/onecloud/noded/api"
-	"github.com/onecloud-edu/onecloud/noded/cluster"
+	"github.com/onecloud-edu/onecloud/noded/attest"
+	"github.com/onecloud-edu/onecloud/noded/attest/tcptpm"
 	"github.com/onecloud-edu/onecloud/noded/pki"
 	"github.com/onecloud-edu/onecloud/qemu-tests/harness"
 )
-
-// joinHelperArg, as the test binary's first argument, makes it the join
-// helper instead of running tests (see joinHelper).
-const joinHelperArg = "onecloud-cluster-join-helper"
-
-// joinHelperDone is what the join helper prints when the node's data folder
-// holds a voting member and etcd has let go of it.
-const joinHelperDone = "join helper: done"
-
-func init() {
-	if len(os.Args) > 1 && os.Args[1] == joinHelperArg {
-		os.Exit(joinHelper(os.Args[2:]))
-	}
-}
-
-// joinHelper makes a node's data folder that of a voting member of the
-// cluster, in a process of its own run in the node's namespace, and exits;
-// `noded server` then restarts that member from its data folder. It stands
-// in for the join that `noded server` cannot do yet (a -join flag that runs
-// cluster.Join instead of cluster.Start on an empty data folder): the nodes
-// under test are still separate `noded server` processes.
-//
-// Arguments: STATE NAME ADDR ENDPOINT[,ENDPOINT...].
-func joinHelper(args []string) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "join-helper")
-	if len(args) != 4 {
-		log.Error("want STATE NAME ADDR ENDPOINTS", "args", args)
-		return 2
-	}
-	ip := net.ParseIP(args[2])
-	if ip == nil {
-		log.Error("not an IP address", "addr", args[2])
-		return 2
-	}
-	sigs, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(sigs, 90*time.Second)
-	defer cancel()
-	m, err := cluster.Join(ctx, cluster.StateConfig(args[0], args[1], ip, log), strings.Split(args[3], ","))
-	if err != nil {
-		log.Error("join failed", "err", err)
-		return 1
-	}
-	m.Close()
-	fmt.Println(joinHelperDone)
-	// Wait to be stopped: harness.Daemon takes a daemon that exits on its
-	// own before its ready line has been seen for one that failed.
-	<-sigs.Done()
-	return 0
-}
 
 // Timing of the fault test. etcd in `noded server` keeps its production
 // timing (100 ms heartbeat, 1 s election), so every wait here is a few
@@ -87,9 +38,11 @@ const (
 )
 
 // clusterNode is one server node: a lab namespace of its own, cabled to the
-// server network, with its state folder, swtpm and `noded server`.
+// server network, with its state folder, swtpm and `noded server`. A node
+// that joins is a machine (boot MAC, serial) named by its machine id.
 type clusterNode struct {
 	name, ip, state string
+	mac, serial     string
 	lab             *harness.Lab
 	link            *harness.Link
 	tpm             *harness.Daemon
@@ -99,10 +52,6 @@ type clusterNode struct {
 
 func (n *clusterNode) serverArgv(bin string) []string {
 	return []string{bin, "server", "-state", n.state, "-name", n.name, "-addr", n.ip}
-}
-
-func (n *clusterNode) clientURL() string {
-	return "https://" + net.JoinHostPort(n.ip, fmt.Sprint(cluster.DefaultClientPort))
 }
 
 // TestCluster runs three server nodes as `noded server` processes, each in
@@ -119,18 +68,21 @@ func TestCluster(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build noded: %v\n%s", err, out)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	// The server network: a bridge in a namespace of its own, and a cable
-	// from it to each node's namespace.
+	// from it to each node's namespace. Node 1 is the one `noded init`
+	// makes; nodes 2 and 3 are machines that join, named by machine id.
 	hub := harness.NewLab(t)
 	net0 := hub.Bridge(t, "srvnet", "")
 	nodes := make([]*clusterNode, 3)
 	for i := range nodes {
-		n := &clusterNode{name: fmt.Sprintf("srv%d", i+1), ip: fmt.Sprintf("10.78.0.%d", i+1)}
+		n := &clusterNode{name: "srv1", ip: fmt.Sprintf("10.78.0.%d", i+1)}
+		if i > 0 {
+			mac, err := machines.NormalizeMAC(fmt.Sprintf("52:54:00:78:00:%02x", i+1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.mac, n.serial, n.name = mac, fmt.Sprintf("SN-CLUSTER-%d", i+1), machines.IDFor(mac)
+		}
 		n.state = filepath.Join(dir, n.name)
 		n.lab = harness.NewLab(t)
 		n.link = net0.Connect(t, n.lab, "eth0", n.ip+"/24")
@@ -138,46 +90,26 @@ func TestCluster(t *testing.T) {
 		nodes[i] = n
 	}
 
-	// Node 1 founds the cluster; nodes 2 and 3 get their certificates from
-	// its CA, as the verifier will issue them after attestation.
+	// Node 1 founds the cluster and holds its CA.
 	initCmd := exec.CommandContext(ctx, bin, "init", "-state", nodes[0].state, "-name", nodes[0].name, "-addr", nodes[0].ip)
 	if out, err := initCmd.CombinedOutput(); err != nil {
 		t.Fatalf("noded init: %v\n%s", err, out)
 	}
-	ca, err := pki.LoadCA(pki.Dir(nodes[0].state))
+	adminDir := filepath.Join(nodes[0].state, "admin-admin")
+	caFile := filepath.Join(adminDir, pki.CACertFile)
+	admin, err := tls.LoadX509KeyPair(filepath.Join(adminDir, "admin.crt"), filepath.Join(adminDir, "admin.key"))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("admin bundle from noded init: %v", err)
 	}
-	for _, n := range nodes[1:] {
-		if err := provisionNode(ca, n); err != nil {
-			t.Fatalf("provision %s: %v", n.name, err)
-		}
-	}
-	admin, err := tls.LoadX509KeyPair(filepath.Join(nodes[0].state, "admin-admin", "admin.crt"), filepath.Join(nodes[0].state, "admin-admin", "admin.key"))
+	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		t.Fatalf("admin bundle from noded init: %v", err)
 	}
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.Root)
-
-	nodes[0].server = nodes[0].lab.Daemon(t, harness.DaemonConfig{
-		Name: nodes[0].name, Argv: nodes[0].serverArgv(bin), Ready: nodeReady, ReadyTimeout: clusterWait,
-	})
-	var endpoints []string
-	for i, n := range nodes {
-		endpoints = append(endpoints, n.clientURL())
-		if i > 0 {
-			join := n.lab.Daemon(t, harness.DaemonConfig{
-				Name:         n.name + "-join",
-				Argv:         []string{self, joinHelperArg, n.state, n.name, n.ip, strings.Join(endpoints[:i], ",")},
-				Ready:        joinHelperDone,
-				ReadyTimeout: 90 * time.Second,
-			})
-			join.Stop() // its member has stopped; noded takes the data folder over
-			n.server = n.lab.Daemon(t, harness.DaemonConfig{
-				Name: n.name, Argv: n.serverArgv(bin), Ready: nodeReady, ReadyTimeout: clusterWait,
-			})
-		}
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("%s holds no certificate", caFile)
+	}
+	connectAPI := func(n *clusterNode) {
 		// The test process reaches each node's cluster API from inside
 		// that node's namespace, so that it still reaches a node whose
 		// cable is pulled, as a technician at its console would.
@@ -193,6 +125,48 @@ func TestCluster(t *testing.T) {
 		}
 		t.Cleanup(c.Close)
 		n.api = c
+	}
+	nodes[0].server = nodes[0].lab.Daemon(t, harness.DaemonConfig{
+		Name: nodes[0].name, Argv: nodes[0].serverArgv(bin), Ready: nodeReady, ReadyTimeout: clusterWait,
+	})
+	connectAPI(nodes[0])
+
+	// Nodes 2 and 3 join as the product has them: the firmware measured
+	// their image into their own TPM, the technician approved each machine
+	// as a server node with its EK fingerprint and released the image, and
+	// `noded server -join` attests through node 1, keeps the certificates
+	// the cluster issues and joins etcd as a learner that is promoted.
+	image, imageBytes := filepath.Join(dir, "server-image"), []byte("onecloud server image for TestCluster")
+	if err := os.WriteFile(image, imageBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	imageSum := sha256.Sum256(imageBytes)
+	if _, err := nodes[0].api.AddRelease(ctx, api.ReleaseRequest{SHA256: hex.EncodeToString(imageSum[:]), Name: "server-image"}); err != nil {
+		t.Fatalf("release the server image: %v", err)
+	}
+	for _, n := range nodes[1:] {
+		eventLog := filepath.Join(dir, n.name+"-measurements.log")
+		ek, err := bootNodeTPM(ctx, t, n, image, eventLog)
+		if err != nil {
+			t.Fatalf("%s's TPM: %v", n.name, err)
+		}
+		// The technician declares the new server node from its label (MAC,
+		// serial) and its EK fingerprint before it first boots.
+		m, err := nodes[0].api.Declare(ctx, api.DeclareRequest{MAC: n.mac, Serial: n.serial,
+			ApproveRequest: api.ApproveRequest{Role: api.RoleServer, EKHash: ek}})
+		if err != nil || m.ID != n.name || m.State != enrolapi.Approved {
+			t.Fatalf("declare %s as a server node: %+v, %v", n.name, m, err)
+		}
+		argv := append(n.serverArgv(bin), "-join", "https://"+net.JoinHostPort(nodes[0].ip, fmt.Sprint(api.DefaultPort)),
+			"-ca", caFile, "-tpm", "tcp:127.0.0.1:2321", "-serial", n.serial, "-event-log", eventLog)
+		n.server = n.lab.Daemon(t, harness.DaemonConfig{Name: n.name, Argv: argv, Ready: nodeReady, ReadyTimeout: clusterWait})
+		connectAPI(n)
+		if m, err := nodes[0].api.Machine(ctx, n.name); err != nil || m.Attestation == nil || !m.Attestation.Accepted {
+			t.Errorf("%s joined, but the cluster shows no accepted attestation for it: %+v, %v", n.name, m.Attestation, err)
+		}
+		if _, err := os.Stat(filepath.Join(pki.Dir(n.state), pki.CAKeyFile)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s holds the cluster CA's key after joining (%v): only node 1 may", n.name, err)
+		}
 	}
 	st := waitCluster(t, nodes[0], "three voting members, all healthy", func(st api.ClusterStatus) bool {
 		return healthyVoters(st) == 3
@@ -279,8 +253,8 @@ func TestCluster(t *testing.T) {
 
 // startNodeTPM starts the node's own swtpm, serving TPM commands on its
 // namespace's loopback (port 2321, control 2322) as a board's TPM would be
-// there for noded. `noded server` has no TPM flag yet, so nothing talks to
-// it in this test beyond the check that it is up.
+// there for noded (`noded server -tpm tcp:127.0.0.1:2321`). It has no EK
+// certificate, so the technician approves the machine with its EK hash.
 func startNodeTPM(t *testing.T, n *clusterNode, state string) *harness.Daemon {
 	t.Helper()
 	if err := os.MkdirAll(state, 0o700); err != nil {
@@ -320,43 +294,34 @@ func startNodeTPM(t *testing.T, n *clusterNode, state string) *harness.Daemon {
 	}
 }
 
-// provisionNode gives a new server node what `noded server` reads from its
-// state folder: the cluster CA (with its keys, which `noded server` loads
-// today on every node), and its node and etcd member certificates.
-func provisionNode(ca *pki.CA, n *clusterNode) error {
-	dir := pki.Dir(n.state)
-	if err := pki.SaveCA(dir, ca); err != nil {
-		return err
+// bootNodeTPM does to a joining node's swtpm what happens to a board's TPM
+// before `noded server -join`: its firmware measures the image it boots
+// into PCR 13 and writes the event log at eventLog, and the technician
+// reads the EK fingerprint to approve the machine with, which it returns.
+// The connection is closed before noded opens the TPM: swtpm serves one
+// client at a time.
+func bootNodeTPM(ctx context.Context, t *testing.T, n *clusterNode, image, eventLog string) (string, error) {
+	conn, err := tcptpm.Dial(ctx, n.lab.Forward(t, "127.0.0.1:2321"))
+	if err != nil {
+		return "", err
 	}
-	ip := net.ParseIP(n.ip)
-	for _, f := range []struct {
-		kind      pki.Kind
-		cert, key string
-	}{{pki.Node, pki.NodeCertFile, pki.NodeKeyFile}, {pki.Peer, pki.EtcdCertFile, pki.EtcdKeyFile}} {
-		key, err := pki.NewKey()
-		if err != nil {
-			return err
-		}
-		csr, err := pki.NewCSR(key, n.name)
-		if err != nil {
-			return err
-		}
-		cert, err := ca.IssueCSR(csr, pki.Identity{Kind: f.kind, Name: n.name, IPs: []net.IP{ip}})
-		if err != nil {
-			return err
-		}
-		chain := []*x509.Certificate{cert}
-		if f.kind == pki.Peer {
-			chain = append(chain, ca.Etcd) // as noded init writes it
-		}
-		if err := pki.WriteKey(dir, f.key, key, false); err != nil {
-			return err
-		}
-		if err := pki.WriteCert(dir, f.cert, false, chain...); err != nil {
-			return err
-		}
+	defer conn.Close()
+	m, err := measure.NewMeasurer(ctx, measure.Device{TPM: conn}, eventLog, nil)
+	if err != nil {
+		return "", err
 	}
-	return nil
+	if err := m.MeasureFile(ctx, image, "slot-a/vmlinuz"); err != nil {
+		return "", err
+	}
+	if err := m.Check(ctx); err != nil {
+		return "", err
+	}
+	s, err := attest.New(conn, attest.Options{}).Begin(ctx, n.name, n.serial)
+	if err != nil {
+		return "", fmt.Errorf("read the EK: %w", err)
+	}
+	defer s.Close()
+	return api.EKHash(s.Request().EKPublic)
 }
 
 // release is a release record named name, its digest derived from the name.

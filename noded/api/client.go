@@ -174,6 +174,13 @@ func (c *Client) Approve(ctx context.Context, id string, req ApproveRequest) (Ma
 	return m, err
 }
 
+// Declare records and approves a machine that has not booted yet.
+func (c *Client) Declare(ctx context.Context, req DeclareRequest) (Machine, error) {
+	var m Machine
+	err := c.do(ctx, http.MethodPost, Path(DeclareRoute), req, &m)
+	return m, err
+}
+
 // Reject rejects a machine.
 func (c *Client) Reject(ctx context.Context, id string, req RejectRequest) (Machine, error) {
 	var m Machine

@@ -29,6 +29,7 @@ const (
 	MachinesRoute      = "GET /v1/machines"               // admin: MachineList
 	MachineRoute       = "GET /v1/machines/{id}"          // admin: Machine, with its inventory
 	ApproveRoute       = "POST /v1/machines/{id}/approve" // admin: ApproveRequest -> Machine
+	DeclareRoute       = "POST /v1/machines"              // admin: DeclareRequest -> Machine (approved)
 	RejectRoute        = "POST /v1/machines/{id}/reject"  // admin: RejectRequest -> Machine
 	ClusterStatusRoute = "GET /v1/cluster/status"         // admin: ClusterStatus
 	ReleasesRoute      = "GET /v1/releases"               // admin: ReleaseList
@@ -195,6 +196,14 @@ type (
 		// EKHash records the TPM's EK fingerprint (EKHash) for a TPM
 		// without a manufacturer certificate; it also pins the EK.
 		EKHash string `json:"ek_hash,omitempty"`
+	}
+	// DeclareRequest approves a machine before it has ever booted: a
+	// technician who unpacks a new server node enters its MAC, serial and
+	// EK fingerprint from the box's label or the vendor's delivery note.
+	DeclareRequest struct {
+		MAC    string `json:"mac"`
+		Serial string `json:"serial,omitempty"`
+		ApproveRequest
 	}
 	// RejectRequest rejects a machine.
 	RejectRequest struct {

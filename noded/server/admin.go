@@ -92,6 +92,30 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, caller string) 
 	s.reply(w, r, m, err)
 }
 
+// declare records a machine the technician knows before it boots and
+// approves it: the same record a first boot would make, then the approval.
+func (s *Server) declare(w http.ResponseWriter, r *http.Request, caller string) {
+	var req api.DeclareRequest
+	if err := s.readJSON(w, r, maxAdminBody, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if !machines.ValidRole(string(req.Role)) {
+		writeError(w, badRequest("role %q: want one of %s", req.Role, machines.Roles))
+		return
+	}
+	seen, err := s.Seen(r.Context(), machines.Sighting{MAC: req.MAC, Serial: req.Serial, Source: "technician"}, s.now())
+	if err != nil {
+		if errors.Is(err, machines.ErrInvalid) {
+			err = badRequest("%v", err)
+		}
+		writeError(w, err)
+		return
+	}
+	m, err := s.doApprove(r.Context(), seen.ID, req.ApproveRequest, caller)
+	s.reply(w, r, m, err)
+}
+
 func (s *Server) doApprove(ctx context.Context, id string, req api.ApproveRequest, caller string) (api.Machine, error) {
 	if !machines.ValidRole(string(req.Role)) {
 		return api.Machine{}, badRequest("role %q: want one of %s", req.Role, machines.Roles)

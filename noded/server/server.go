@@ -248,6 +248,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(api.MachinesRoute, s.admin(s.listMachines))
 	mux.HandleFunc(api.MachineRoute, s.admin(s.showMachine))
 	mux.HandleFunc(api.ApproveRoute, s.admin(s.approve))
+	mux.HandleFunc(api.DeclareRoute, s.admin(s.declare))
 	mux.HandleFunc(api.RejectRoute, s.admin(s.reject))
 	mux.HandleFunc(api.ClusterStatusRoute, s.admin(s.clusterStatus))
 	mux.HandleFunc(api.ReleasesRoute, s.admin(s.listReleases))

@@ -96,6 +96,7 @@ func TestAuthorization(t *testing.T) {
 		{"GET", api.Path(api.MachinesRoute), ""},
 		{"GET", api.Path(api.MachineRoute, box.ID), ""},
 		{"POST", api.Path(api.ApproveRoute, box.ID), `{"role":"vdi"}`},
+		{"POST", api.Path(api.DeclareRoute), `{"mac":"52:54:00:00:00:77","role":"server"}`},
 		{"POST", api.Path(api.RejectRoute, box.ID), `{"reason":"test"}`},
 		{"GET", api.Path(api.ClusterStatusRoute), ""},
 		{"GET", api.Path(api.ReleasesRoute), ""},
@@ -417,5 +418,42 @@ func TestAttestationStoreCAS(t *testing.T) {
 	}
 	if err := b.Save(ctx, serial, verify.Record{EKHash: "a", Clock: 2}); err != nil {
 		t.Fatalf("Save after a fresh Load: %v", err)
+	}
+}
+
+// TestDeclare: a technician approves a server node from its label before it
+// ever boots; a bad MAC or role is refused and records nothing.
+func TestDeclare(t *testing.T) {
+	e := servertest.Start(t)
+	ctx := context.Background()
+	admin := e.Client(t, &e.Admin)
+
+	m, err := admin.Declare(ctx, api.DeclareRequest{MAC: "52:54:00:AA:00:01", Serial: "SN-NEW-SERVER",
+		ApproveRequest: api.ApproveRequest{Role: api.RoleServer, School: "hq", EKHash: strings.Repeat("ab", 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != "oc-525400aa0001" || m.State != enrolapi.Approved || m.Role != api.RoleServer || m.Serial != "SN-NEW-SERVER" || m.EKHash == "" {
+		t.Errorf("declared machine = %+v", m)
+	}
+	if got, err := admin.Machine(ctx, "52:54:00:aa:00:01"); err != nil || got.ID != m.ID || got.State != enrolapi.Approved {
+		t.Errorf("machine by MAC after declare = %+v, %v", got, err)
+	}
+	for _, bad := range []api.DeclareRequest{
+		{MAC: "not-a-mac", ApproveRequest: api.ApproveRequest{Role: api.RoleServer}},
+		{MAC: "52:54:00:aa:00:02", ApproveRequest: api.ApproveRequest{Role: "desktop"}},
+	} {
+		_, err := admin.Declare(ctx, bad)
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Status != 400 {
+			t.Errorf("Declare(%+v) = %v, want a 400", bad, err)
+		}
+	}
+	list, err := admin.Machines(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 {
+		t.Errorf("machines after one good and two bad declarations: %+v", list)
 	}
 }

@@ -12,11 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
+	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 
 	"github.com/onecloud-edu/onecloud/firmware/measure"
 	"github.com/onecloud-edu/onecloud/noded/api"
+	"github.com/onecloud-edu/onecloud/noded/attest/tcptpm"
 	"github.com/onecloud-edu/onecloud/noded/cluster"
 	"github.com/onecloud-edu/onecloud/noded/pki"
 	"github.com/onecloud-edu/onecloud/noded/server"
@@ -48,7 +51,14 @@ type serverDeps struct {
 // earns, and joins the cluster as a learner that is promoted once caught
 // up; later starts rejoin (and finish an interrupted promotion).
 func runServer(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
-	return runServerWith(ctx, args, stderr, log, serverDeps{openTPM: linuxtpm.Open})
+	return runServerWith(ctx, args, stderr, log, serverDeps{openTPM: func(path string) (transport.TPMCloser, error) {
+		// tcp:HOST:PORT is a software TPM (swtpm --server type=tcp), as
+		// in the lab; anything else is a TPM device.
+		if strings.HasPrefix(path, tcptpm.Scheme) {
+			return tcptpm.Dial(ctx, path)
+		}
+		return linuxtpm.Open(path)
+	}})
 }
 
 func runServerWith(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger, deps serverDeps) error {
@@ -137,7 +147,7 @@ func parseServerFlags(args []string, stderr io.Writer) (serverFlags, error) {
 	fs.IntVar(&f.apiPort, "api-port", api.DefaultPort, "cluster API port (HTTPS, mutual TLS)")
 	fs.StringVar(&f.join, "join", "", "join the cluster whose API is at this URL (https://SERVER:9443), attesting with this machine's TPM; only with an empty state folder")
 	fs.StringVar(&f.ca, "ca", "", "with -join: the cluster's ca.crt (from the admin bundle)")
-	fs.StringVar(&f.tpm, "tpm", "/dev/tpmrm0", "with -join: the TPM device to attest with")
+	fs.StringVar(&f.tpm, "tpm", "/dev/tpmrm0", "with -join: the TPM device to attest with, or tcp:HOST:PORT for a software TPM (swtpm --server type=tcp)")
 	fs.StringVar(&f.serial, "serial", "", "with -join: the board's serial number (default: read from "+dmiSerial+")")
 	fs.StringVar(&f.eventLog, "event-log", measure.LogPath, "with -join: the firmware's event log of what it measured")
 	if err := fs.Parse(args); err != nil {

@@ -8,6 +8,7 @@
 //	machines                                     list the enrolment inbox
 //	machines show ID                             one machine in detail
 //	approve ID -role R [-school S] [-ek-hash H]  let a machine boot into a role
+//	declare MAC -role R [-serial N] [-school S] [-ek-hash H]  approve a machine before it first boots
 //	reject ID [-reason T]                        keep a machine out
 //	remove NODE                                  remove a node (a server node leaves etcd)
 //	cluster status                               the etcd members, leader and health
@@ -114,6 +115,8 @@ commands:
   machines                                     list the enrolment inbox
   machines show ID                             one machine in detail
   approve ID -role R [-school S] [-ek-hash H]  let a machine boot into role R (server, vdi, idv, tci)
+  declare MAC -role R [-serial N] [-school S] [-ek-hash H]
+                                              approve a machine before it first boots (from its label)
   reject ID [-reason T]                        keep a machine out
   remove NODE                                  remove a node (a server node leaves etcd)
   cluster status                               the etcd members, leader and health
@@ -250,6 +253,31 @@ func command(ctx context.Context, args []string, o *options, out io.Writer, e en
 				return printJSON(out, m)
 			}
 			fmt.Fprintf(out, "%s approved as %s%s\n", m.ID, m.Role, atSchool(m.School))
+			return nil
+		})
+	case "declare":
+		fs := sub("declare")
+		role := fs.String("role", "", "role: server, vdi, idv or tci (required)")
+		serial := fs.String("serial", "", "the machine's serial number (from its label)")
+		school := fs.String("school", "", "school the machine belongs to")
+		ek := fs.String("ek-hash", "", "SHA-256 of the TPM's EK public key, for a TPM without an EK certificate")
+		pos, err := parse(fs, rest, 1, "one MAC: declare MAC -role R")
+		if err != nil {
+			return err
+		}
+		if *role == "" {
+			return usagef("declare needs -role (server, vdi, idv or tci)")
+		}
+		return withClient(ctx, o, e, func(ctx context.Context, c *api.Client) error {
+			m, err := c.Declare(ctx, api.DeclareRequest{MAC: pos[0], Serial: *serial,
+				ApproveRequest: api.ApproveRequest{Role: api.Role(*role), School: *school, EKHash: *ek}})
+			if err != nil {
+				return err
+			}
+			if o.json {
+				return printJSON(out, m)
+			}
+			fmt.Fprintf(out, "%s declared and approved as %s%s\n", m.ID, m.Role, atSchool(m.School))
 			return nil
 		})
 	case "reject":

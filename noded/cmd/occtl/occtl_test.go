@@ -201,6 +201,8 @@ func TestErrors(t *testing.T) {
 		{"unknown machine", []string{"approve", "oc-525400009999", "-role", "vdi"}, 1, "no machine"},
 		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"approve without role", []string{"approve", "oc-525400000001"}, 2, "approve needs -role"},
+		{"declare without role", []string{"declare", "52:54:00:00:00:42"}, 2, "declare needs -role"},
+		{"declare a bad MAC", []string{"declare", "not-a-mac", "-role", "server"}, 1, "MAC"},
 		{"approve without id", []string{"approve", "-role", "vdi"}, 2, "takes one machine id"},
 		{"bad flag", []string{"nodes", "-colour"}, 2, "flag provided but not defined"},
 		{"no command", nil, 2, "usage: occtl"},
@@ -211,5 +213,16 @@ func TestErrors(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, out, errOut, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+func TestDeclare(t *testing.T) {
+	e := servertest.Start(t)
+	out := mustOcctl(t, e, "declare", "52:54:00:00:00:42", "-role", "server", "-serial", "SN-LABEL", "-school", "hq")
+	if out != "oc-525400000042 declared and approved as server at school hq\n" {
+		t.Errorf("declare: %q", out)
+	}
+	if out := mustOcctl(t, e, "-json", "machines", "show", "oc-525400000042"); !strings.Contains(out, `"serial": "SN-LABEL"`) || !strings.Contains(out, `"state": "approved"`) {
+		t.Errorf("machines show after declare: %s", out)
 	}
 }
