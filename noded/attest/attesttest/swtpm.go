@@ -11,11 +11,10 @@ package attesttest
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/onecloud-edu/onecloud/noded/attest/tcptpm"
 	"net"
 	"os"
 	"os/exec"
@@ -24,7 +23,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // Package names what to install when a tool is missing.
@@ -170,43 +168,12 @@ func connectedPair() (*Conn, *os.File, error) {
 		c.Close()
 		return nil, nil, fmt.Errorf("accept on loopback for swtpm: %w", err)
 	}
-	return &Conn{c: c}, f, nil
+	return tcptpm.New(c), f, nil
 }
 
-// Conn is a raw TPM 2.0 command stream over TCP (swtpm's --server).
-type Conn struct {
-	mu sync.Mutex
-	c  net.Conn
-}
-
-// Send sends one command and returns the TPM's whole response.
-func (c *Conn) Send(cmd []byte) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	// A TPM that hangs must not hang the test run; RSA key generation in
-	// swtpm takes well under this.
-	c.c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := c.c.Write(cmd); err != nil {
-		return nil, fmt.Errorf("send to swtpm: %w", err)
-	}
-	hdr := make([]byte, 10) // tag, size, response code
-	if _, err := io.ReadFull(c.c, hdr); err != nil {
-		return nil, fmt.Errorf("read from swtpm: %w", err)
-	}
-	size := binary.BigEndian.Uint32(hdr[2:6])
-	if size < 10 || size > 1<<20 {
-		return nil, fmt.Errorf("swtpm response of %d bytes", size)
-	}
-	rsp := make([]byte, size)
-	copy(rsp, hdr)
-	if _, err := io.ReadFull(c.c, rsp[10:]); err != nil {
-		return nil, fmt.Errorf("read from swtpm: %w", err)
-	}
-	return rsp, nil
-}
-
-// Close closes the connection.
-func (c *Conn) Close() error { return c.c.Close() }
+// Conn is a raw TPM 2.0 command stream over TCP (swtpm's --server): the
+// transport noded uses for -tpm tcp:HOST:PORT.
+type Conn = tcptpm.Conn
 
 // Factory makes software TPMs. A manufactured TPM's state is made once per
 // chip by swtpm_setup (about a second, the test CA once more) and copied

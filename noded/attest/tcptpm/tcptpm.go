@@ -54,6 +54,10 @@ func Dial(ctx context.Context, addr string) (*Conn, error) {
 	return &Conn{c: c, addr: addr}, nil
 }
 
+// New wraps a connection that is already open to a TPM (a test that made
+// the loopback connection itself and handed swtpm its end).
+func New(c net.Conn) *Conn { return &Conn{c: c, addr: c.RemoteAddr().String()} }
+
 // Send sends one command and returns the TPM's whole response.
 func (c *Conn) Send(cmd []byte) ([]byte, error) {
 	c.mu.Lock()
