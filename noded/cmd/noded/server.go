@@ -21,6 +21,7 @@ import (
 	"github.com/onecloud-edu/onecloud/noded/api"
 	"github.com/onecloud-edu/onecloud/noded/attest/tcptpm"
 	"github.com/onecloud-edu/onecloud/noded/cluster"
+	"github.com/onecloud-edu/onecloud/noded/join"
 	"github.com/onecloud-edu/onecloud/noded/pki"
 	"github.com/onecloud-edu/onecloud/noded/server"
 )
@@ -68,7 +69,7 @@ func runServerWith(ctx context.Context, args []string, stderr io.Writer, log *sl
 	}
 	ip := net.ParseIP(f.addr)
 	pkiDir := pki.Dir(f.state)
-	endpoints, joined, err := readJoinFile(f.state)
+	endpoints, joined, err := join.ReadEndpoints(f.state)
 	if err != nil {
 		return err
 	}
