@@ -16,7 +16,7 @@ DEBS := qemu-system-x86 qemu-utils swtpm swtpm-tools ovmf ipxe-qemu cpio dnsmasq
 # Every package but the QEMU proving ground, which needs the built image.
 UNIT_PKGS = $$(go list ./... | grep -v /qemu-tests)
 
-.PHONY: all demo test deps debs gomods tools vet staticcheck unit image qemu-tests bench bench-boot clean
+.PHONY: all demo test deps debs gomods tools vet staticcheck unit image qemu-tests bench bench-boot bench-cluster clean
 
 all: image
 
@@ -78,6 +78,11 @@ bench: deps
 ## BENCH_BOOT_FLAGS=-quick is a smoke run of under a minute; -only dhcp|http|tftp|storm runs one part.
 bench-boot: deps image
 	go run ./bootstrap/cmd/bootbench $(BENCH_BOOT_FLAGS)
+
+## make bench-cluster: attestation round trip (1, 4, 16 swtpm clients), server node join, cluster API latency, one table.
+## BENCH_CLUSTER_FLAGS=-quick is a smoke run of a few seconds.
+bench-cluster: deps
+	go run ./noded/cmd/clusterbench $(BENCH_CLUSTER_FLAGS)
 
 clean:
 	rm -rf $(OUT)

@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onecloud-edu/onecloud/internal/loadavg"
 	"github.com/onecloud-edu/onecloud/qemu-tests/harness"
 )
 
@@ -241,7 +242,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	t.footer = []string{
 		"ratio: bootstrapd's figure over the peer's (rates: higher is better; times: lower is better).",
-		fmt.Sprintf("whole run %s; load average %s at the end; servers' logs: %s", secs(time.Since(t0).Seconds()), loadAverage(), logDir),
+		fmt.Sprintf("whole run %s; load average %s at the end; servers' logs: %s", secs(time.Since(t0).Seconds()), loadavg.Read(), logDir),
 	}
 	return t.write(stdout)
 }
@@ -259,7 +260,7 @@ func heading(ctx context.Context, o options, img imageFiles) []string {
 		fmt.Sprintf("onecloud boot bench  %s  (%s)", time.Now().UTC().Format("2006-01-02 15:04 UTC"), mode),
 		fmt.Sprintf("peers: dnsmasq %s, nginx %s; DHCP load: perfdhcp %s; host: %d CPUs, load average %s",
 			toolVersion(ctx, "dnsmasq", "--version"), toolVersion(ctx, "nginx", "-v"), toolVersion(ctx, "perfdhcp", "-v"),
-			runtime.NumCPU(), loadAverage()),
+			runtime.NumCPU(), loadavg.Read()),
 		fmt.Sprintf("files: %s (kernel %s, initramfs %s; a copy taken at the start), %s (%s)", o.imageDir, mib(img.kernelSize), mib(img.initrdSize),
 			filepath.Join(img.tftpDir, img.tftpFile), kib(img.tftpSize)),
 	}
@@ -283,19 +284,6 @@ func parseVersion(out string) string {
 		}
 	}
 	return "(unknown version)"
-}
-
-// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

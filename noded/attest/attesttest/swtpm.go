@@ -10,11 +10,13 @@ package attesttest
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"github.com/onecloud-edu/onecloud/noded/attest/tcptpm"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -22,7 +24,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 )
 
 // Package names what to install when a tool is missing.
@@ -43,7 +44,7 @@ type Swtpm struct {
 // Start runs swtpm on the state in dir (created when empty) and connects to
 // it. The process is killed by its PID when the test ends. A missing swtpm
 // fails the test with the package to install.
-func Start(t testing.TB, dir string) *Swtpm {
+func Start(t T, dir string) *Swtpm {
 	t.Helper()
 	s, err := start(dir)
 	if err != nil {
@@ -171,6 +172,20 @@ func connectedPair() (*Conn, *os.File, error) {
 	return tcptpm.New(c), f, nil
 }
 
+// T is what these helpers need of a test. *testing.T and *testing.B satisfy
+// it, and so does a program such as a bench that supplies the same methods
+// (Fatal must not return).
+type T interface {
+	Helper()
+	Cleanup(func())
+	TempDir() string
+	Context() context.Context
+	Output() io.Writer
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // Conn is a raw TPM 2.0 command stream over TCP (swtpm's --server): the
 // transport noded uses for -tpm tcp:HOST:PORT.
 type Conn = tcptpm.Conn
@@ -199,14 +214,14 @@ func NewFactory(dir string) *Factory { return &Factory{dir: dir, chips: map[int]
 
 // Plain starts a TPM with no EK certificate, a new chip each time (a fresh
 // state in a test directory).
-func (f *Factory) Plain(t testing.TB) *Swtpm {
+func (f *Factory) Plain(t T) *Swtpm {
 	t.Helper()
 	return Start(t, stateDir(t))
 }
 
 // stateDir is a new empty directory for a TPM's state, removed when the test
 // ends. Not t.TempDir: subtest names put commas into its paths.
-func stateDir(t testing.TB) string {
+func stateDir(t T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "swtpm-")
 	if err != nil {
@@ -220,7 +235,7 @@ func stateDir(t testing.TB) string {
 // (0x01C00002) from the factory's test CA. chip names the TPM: the same
 // chip is the same EK every time (a copy of its state), different chips
 // have different EKs.
-func (f *Factory) Manufactured(t testing.TB, chip int) *Swtpm {
+func (f *Factory) Manufactured(t T, chip int) *Swtpm {
 	t.Helper()
 	state, err := f.chip(chip)
 	if err != nil {
@@ -234,7 +249,7 @@ func (f *Factory) Manufactured(t testing.TB, chip int) *Swtpm {
 }
 
 // CA returns the factory's test CA (made on first use).
-func (f *Factory) CA(t testing.TB) *CA {
+func (f *Factory) CA(t T) *CA {
 	t.Helper()
 	if _, err := f.chip(0); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/onecloud-edu/onecloud/bootstrap/machines"
@@ -77,7 +76,7 @@ type Env struct {
 }
 
 // Start runs a cluster of one and its cluster API until the test ends.
-func Start(t testing.TB) *Env {
+func Start(t attesttest.T) *Env {
 	t.Helper()
 	log := Logger(t, slog.LevelInfo)
 	clock := &Clock{t: T0}
@@ -147,7 +146,7 @@ func Start(t testing.TB) *Env {
 
 // Client is a client of the server presenting cert (nil for none), at the
 // test's clock.
-func (e *Env) Client(t testing.TB, cert *tls.Certificate) *api.Client {
+func (e *Env) Client(t attesttest.T, cert *tls.Certificate) *api.Client {
 	t.Helper()
 	c, err := api.NewClient(api.ClientConfig{Server: e.URL, CA: e.Pool, Certificate: cert, Now: e.Clock.Now, Timeout: 20 * time.Second})
 	if err != nil {
@@ -158,7 +157,7 @@ func (e *Env) Client(t testing.TB, cert *tls.Certificate) *api.Client {
 }
 
 // Release adds the digest of image to the released ones.
-func (e *Env) Release(t testing.TB, name string, image []byte) {
+func (e *Env) Release(t attesttest.T, name string, image []byte) {
 	t.Helper()
 	sum := sha256.Sum256(image)
 	if _, err := e.Client(t, &e.Admin).AddRelease(context.Background(), api.ReleaseRequest{SHA256: hex.EncodeToString(sum[:]), Name: name}); err != nil {
@@ -167,7 +166,7 @@ func (e *Env) Release(t testing.TB, name string, image []byte) {
 }
 
 // Pair issues a certificate with a new key.
-func Pair(t testing.TB, ca *pki.CA, id pki.Identity) tls.Certificate {
+func Pair(t attesttest.T, ca *pki.CA, id pki.Identity) tls.Certificate {
 	t.Helper()
 	key := newKey(t)
 	c, err := ca.Issue(&key.PublicKey, id)
@@ -178,7 +177,7 @@ func Pair(t testing.TB, ca *pki.CA, id pki.Identity) tls.Certificate {
 }
 
 // WritePair writes a certificate and its key as PEM files in dir.
-func WritePair(t testing.TB, dir, certFile, keyFile string, c tls.Certificate) {
+func WritePair(t attesttest.T, dir, certFile, keyFile string, c tls.Certificate) {
 	t.Helper()
 	leaf, err := x509.ParseCertificate(c.Certificate[0])
 	if err != nil {
@@ -199,7 +198,7 @@ type Box struct {
 
 // NewBox starts a software TPM (no EK certificate), measures kernel into it
 // as the firmware does, and returns the box. mac is its boot MAC.
-func NewBox(t testing.TB, tpms *attesttest.Factory, mac, serial string, kernel []byte) *Box {
+func NewBox(t attesttest.T, tpms *attesttest.Factory, mac, serial string, kernel []byte) *Box {
 	t.Helper()
 	tpm := tpms.Plain(t)
 	dir := t.TempDir()
@@ -226,7 +225,7 @@ func NewBox(t testing.TB, tpms *attesttest.Factory, mac, serial string, kernel [
 
 // Enrol shows the box to the server's inbox, as bootstrap does when the
 // firmware enrols.
-func (b *Box) Enrol(t testing.TB, e *Env) {
+func (b *Box) Enrol(t attesttest.T, e *Env) {
 	t.Helper()
 	addr := netip.MustParseAddr("127.0.0.1")
 	if _, err := e.Server.Seen(context.Background(), machines.Sighting{
@@ -237,7 +236,7 @@ func (b *Box) Enrol(t testing.TB, e *Env) {
 }
 
 // EKHash is the fingerprint of the box's EK, as a technician records it.
-func (b *Box) EKHash(t testing.TB) string {
+func (b *Box) EKHash(t attesttest.T) string {
 	t.Helper()
 	s, err := b.client.Begin(context.Background(), b.ID, b.Serial)
 	if err != nil {
@@ -272,7 +271,7 @@ func (b *Box) EventLog() []byte { return b.log }
 
 // Logger logs to the test's output at level until the test ends; etcd's
 // goroutines that log later are silenced.
-func Logger(t testing.TB, level slog.Level) *slog.Logger {
+func Logger(t attesttest.T, level slog.Level) *slog.Logger {
 	l := &testLog{w: t.Output()}
 	t.Cleanup(func() {
 		l.mu.Lock()
@@ -297,7 +296,7 @@ func (l *testLog) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
+func newKey(t attesttest.T) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := pki.NewKey()
 	if err != nil {
@@ -306,7 +305,7 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
-func freeAddr(t testing.TB) string {
+func freeAddr(t attesttest.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -316,7 +315,7 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func must(t testing.TB, err error) {
+func must(t attesttest.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/onecloud-edu/onecloud/image-builder/image"
+	"github.com/onecloud-edu/onecloud/internal/loadavg"
 	"github.com/onecloud-edu/onecloud/qemu-tests/harness"
 )
 
@@ -163,11 +164,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	r.Commit, r.Go, r.Kernel = r.Sizes[0].Commit, r.Sizes[0].Go, r.Sizes[0].Kernel
 	r.QEMU = qemuVersion(ctx)
 
-	r.LoadBefore = loadAverage()
+	r.LoadBefore = loadavg.Read()
 	if r.Runs, err = bootAll(ctx, sess, []imageSpec{ours, bare}, o.boots, o.bootTimeout, logDir, log); err != nil {
 		return err
 	}
-	r.LoadAfter = loadAverage()
+	r.LoadAfter = loadavg.Read()
 	r.summarize([]imageSpec{ours, bare})
 
 	if err := r.writeTable(stdout); err != nil {

@@ -256,19 +256,6 @@ func phaseRatio(ours, bare float64) string {
 
 func quote(s string) string { return `"` + s + `"` }
 
-// loadAverage is /proc/loadavg's 1, 5 and 15 minute load averages, to tell a quiet machine from a busy one.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // qemuVersion is the version QEMU reports, e.g. "7.2.22".
 func qemuVersion(ctx context.Context) string {
 	out, err := exec.CommandContext(ctx, "qemu-system-x86_64", "--version").Output()
