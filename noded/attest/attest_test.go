@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 
@@ -19,16 +18,7 @@ import (
 
 var factory *attesttest.Factory
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "attest-test-")
-	if err != nil {
-		panic(err)
-	}
-	factory = attesttest.NewFactory(dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { attesttest.Main(m, &factory) }
 
 func TestBeginReadsEKAndCertificate(t *testing.T) {
 	ctx := context.Background()

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -31,16 +30,7 @@ import (
 
 var tpms *attesttest.Factory
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "server-test-")
-	if err != nil {
-		panic(err)
-	}
-	tpms = attesttest.NewFactory(dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { attesttest.Main(m, &tpms) }
 
 var (
 	releasedKernel = []byte("onecloud kernel 1.0, released")

@@ -33,16 +33,7 @@ import (
 
 var factory *attesttest.Factory
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "verify-test-")
-	if err != nil {
-		panic(err)
-	}
-	factory = attesttest.NewFactory(dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { attesttest.Main(m, &factory) }
 
 var (
 	releasedKernel = []byte("onecloud kernel 1.0, released")

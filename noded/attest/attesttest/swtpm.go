@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 )
 
 // Package names what to install when a tool is missing.
@@ -211,6 +212,24 @@ type CA struct {
 
 // NewFactory keeps its state under dir, which the caller removes.
 func NewFactory(dir string) *Factory { return &Factory{dir: dir, chips: map[int]string{}} }
+
+// Main is a test binary's TestMain: it sets *f to a Factory whose chips live
+// in a temporary folder for the whole run (so each manufactured chip is
+// prepared once), runs the tests, removes the folder and exits.
+//
+//	var tpms *attesttest.Factory
+//	func TestMain(m *testing.M) { attesttest.Main(m, &tpms) }
+func Main(m *testing.M, f **Factory) {
+	dir, err := os.MkdirTemp("", "attesttest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "attesttest: a folder for the software TPMs:", err)
+		os.Exit(2)
+	}
+	*f = NewFactory(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // Plain starts a TPM with no EK certificate, a new chip each time (a fresh
 // state in a test directory).

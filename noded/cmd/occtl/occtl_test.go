@@ -24,16 +24,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 var tpms *attesttest.Factory
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "occtl-test-")
-	if err != nil {
-		panic(err)
-	}
-	tpms = attesttest.NewFactory(dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { attesttest.Main(m, &tpms) }
 
 var (
 	releasedKernel = []byte("onecloud kernel 1.0, released")
