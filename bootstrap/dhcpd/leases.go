@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/onecloud-edu/onecloud/internal/atomicfile"
 	"hash/crc32"
 	"io"
 	"log/slog"
@@ -116,6 +117,11 @@ func OpenLeases(path string, log *slog.Logger) (*Leases, error) {
 		compactMin: compactMinRecords,
 	}
 	l.idle = sync.NewCond(&l.mu)
+	// The folder is the operator's (bootstrapd's -state): a missing one is a
+	// mistake to report, not a folder to make.
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("lease journal %s: its folder is missing or not a folder (%v): create the state folder first", path, err)
+	}
 	if err := l.load(); err != nil {
 		return nil, err
 	}
@@ -229,15 +235,8 @@ func (l *Leases) compactLocked(now time.Time) error {
 	for _, a := range addrs {
 		buf = appendRecord(buf, l.byAddr[a])
 	}
-	tmp := l.path + ".tmp"
-	if err := writeSynced(tmp, buf); err != nil {
+	if err := atomicfile.WriteFileDurable(l.path, buf, 0o600); err != nil {
 		return fmt.Errorf("compact the lease journal: %w; check that %s is writable and not full", err, filepath.Dir(l.path))
-	}
-	if err := os.Rename(tmp, l.path); err != nil {
-		return fmt.Errorf("compact the lease journal: %w", err)
-	}
-	if err := syncDir(filepath.Dir(l.path)); err != nil {
-		return fmt.Errorf("compact the lease journal: %w", err)
 	}
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -249,31 +248,6 @@ func (l *Leases) compactLocked(now time.Time) error {
 	l.file = f
 	l.records = len(addrs)
 	return nil
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // recordLocked applies lease and queues its record for the next group commit; the caller waits on the

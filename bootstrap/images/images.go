@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/onecloud-edu/onecloud/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -183,7 +184,7 @@ func (s *Store) Publish(ctx context.Context, srcDir string, progress func(done, 
 			return "", fmt.Errorf("refusing to publish %s: %w", srcDir, err)
 		}
 	}
-	if err := writeSynced(filepath.Join(tmp, manifestName), raw); err != nil {
+	if err := atomicfile.WriteFileDurable(filepath.Join(tmp, manifestName), raw, 0o644); err != nil {
 		return "", fmt.Errorf("publish %s: %w", v, err)
 	}
 	// The manifest's time orders the versions for Versions and Prune; set
@@ -195,7 +196,7 @@ func (s *Store) Publish(ctx context.Context, srcDir string, progress func(done, 
 	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
 		return "", fmt.Errorf("publish %s: %w", v, err)
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return "", fmt.Errorf("publish %s: %w", v, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(s.dir, string(v))); err != nil {
@@ -206,7 +207,7 @@ func (s *Store) Publish(ctx context.Context, srcDir string, progress func(done, 
 	} else {
 		done = true
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return "", fmt.Errorf("publish %s: %w", v, err)
 	}
 	if err := s.setCurrent(v); err != nil {
@@ -298,32 +299,6 @@ func copyVerified(ctx context.Context, src *os.Root, a artefact, dst string, rep
 	return out.Close()
 }
 
-// writeSynced writes a new file and flushes it to disk.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir flushes a folder's entries (a rename into it) to disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // SetCurrent makes an already published version current, e.g. to roll back.
 func (s *Store) SetCurrent(v Version) error {
 	s.pubMu.Lock()
@@ -334,30 +309,10 @@ func (s *Store) SetCurrent(v Version) error {
 	return s.setCurrent(v)
 }
 
-// setCurrent replaces the "current" file by a rename.
+// setCurrent replaces the "current" file by a rename, on disk before it
+// returns.
 func (s *Store) setCurrent(v Version) error {
-	f, err := os.CreateTemp(s.dir, "."+currentName+"-*")
-	if err != nil {
-		return fmt.Errorf("make %s current: %w", v, err)
-	}
-	defer os.Remove(f.Name()) // nothing left to remove after the rename
-	_, err = f.WriteString(string(v) + "\n")
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(s.dir, currentName))
-	}
-	if err == nil {
-		err = syncDir(s.dir)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFileDurable(filepath.Join(s.dir, currentName), []byte(string(v)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("make %s current: %w", v, err)
 	}
 	return nil

@@ -275,7 +275,7 @@ func (s *Store) commit(ctx context.Context, gen uint64) error {
 	if err != nil {
 		return fmt.Errorf("encode machines state: %w", err)
 	}
-	if err := atomicfile.WriteFile(s.path, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFileDurable(s.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("the change is kept in memory but could not be saved: %w: check the space and permissions of %s", err, filepath.Dir(s.path))
 	}
 	s.written = g

@@ -30,3 +30,26 @@ func TestWriteFile(t *testing.T) {
 		t.Error("writing below a regular file should fail")
 	}
 }
+
+func TestWriteFileDurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "leases")
+	for _, content := range []string{"first\n", "second, longer\n"} {
+		if err := WriteFileDurable(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != content {
+			t.Fatalf("after WriteFileDurable: %q, %v; want %q", got, err, content)
+		}
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode: %v, %v", fi, err)
+	}
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil || len(entries) != 1 {
+		t.Errorf("folder holds %v (%v), want only the file: no temporary left behind", entries, err)
+	}
+	if err := SyncDir(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("SyncDir of a missing folder succeeded")
+	}
+}
