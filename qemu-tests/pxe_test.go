@@ -126,7 +126,9 @@ func TestPXEBIOSFullMode(t *testing.T) {
 	if _, err := vm.Console.Expect(ctx, `(?m)^onecloud: ready`, pxeTimeout); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, vm, `onecloud: enrolment approved, id `+machineID(mac), time.Minute)
+	if _, err := vm.Console.Seen(ctx, `onecloud: enrolment approved, id `+machineID(mac), time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	out := vm.Console.Output()
 	mustShow(t, out, `onecloud: role vdi, school s01`)
 	mustShow(t, out, `Role: vdi  school s01`)
@@ -195,7 +197,9 @@ func TestPXEProxyDHCP(t *testing.T) {
 	if _, err := vm.Console.Expect(ctx, `(?m)^onecloud: ready`, pxeTimeout); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, vm, `onecloud: enrolment approved, id `+machineID(mac), time.Minute)
+	if _, err := vm.Console.Seen(ctx, `onecloud: enrolment approved, id `+machineID(mac), time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	mustShow(t, vm.Console.Output(), `onecloud: role vdi, school s12`)
 	leases, err := school.Leases()
 	if err != nil || len(leases) != 1 || leases[0].MAC != mac {
@@ -228,7 +232,9 @@ func TestPXEUEFI(t *testing.T) {
 	if _, err := vm.Console.Expect(ctx, `(?m)^onecloud: ready`, pxeTimeout); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, vm, `onecloud: enrolment approved, id `+machineID(mac), time.Minute)
+	if _, err := vm.Console.Seen(ctx, `onecloud: enrolment approved, id `+machineID(mac), time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	mustShow(t, vm.Console.Output(), `onecloud: role idv, school s13`)
 	log := bs.d.Output()
 	mustShow(t, log, `mac=`+mac+` class=uefi-pxe .*file=snponly\.efi`)
@@ -316,7 +322,9 @@ func TestPXETwoTerminals(t *testing.T) {
 			t.Errorf("two terminals got %s", m[1])
 		}
 		addrs[m[1]] = true
-		waitFor(t, vm, `onecloud: enrolment approved, id `+machineID(macs[i]), time.Minute)
+		if _, err := vm.Console.Seen(ctx, `onecloud: enrolment approved, id `+machineID(macs[i]), time.Minute); err != nil {
+			t.Fatal(err)
+		}
 	}
 	list := bs.machines(t, "list")
 	for _, mac := range macs {
@@ -326,21 +334,6 @@ func TestPXETwoTerminals(t *testing.T) {
 	}
 	for _, vm := range vms {
 		stopClean(t, vm)
-	}
-}
-
-// waitFor waits until the serial output shows pattern anywhere, before or
-// after what Expect consumed: the firmware prints the enrolment result and
-// the ready line in either order.
-func waitFor(t *testing.T, vm *harness.VM, pattern string, timeout time.Duration) {
-	t.Helper()
-	re := regexp.MustCompile(pattern)
-	deadline := time.Now().Add(timeout)
-	for !re.MatchString(vm.Console.Output()) {
-		if time.Now().After(deadline) || t.Context().Err() != nil {
-			t.Fatalf("no %q on the serial console within %s (all of it in %s)", pattern, timeout, vm.Console.LogPath())
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -83,6 +83,18 @@ func (c *Console) append(p []byte) {
 // appeared; the error then ends with the last 40 lines of serial output and the log's path. Mind that the
 // guest's terminal echoes what SendLine typed: a pattern should match the answer, not the question.
 func (c *Console) Expect(ctx context.Context, pattern string, timeout time.Duration) ([]string, error) {
+	return c.wait(ctx, pattern, timeout, true)
+}
+
+// Seen is Expect without consuming: it searches all the output since boot,
+// before or after what Expect calls matched, and leaves their position
+// alone. It is for lines whose order against others is not fixed (a result
+// the firmware may print before or after its ready line).
+func (c *Console) Seen(ctx context.Context, pattern string, timeout time.Duration) ([]string, error) {
+	return c.wait(ctx, pattern, timeout, false)
+}
+
+func (c *Console) wait(ctx context.Context, pattern string, timeout time.Duration, consume bool) ([]string, error) {
 	re, err := regexp.Compile(pattern)
 	if err != nil {
 		return nil, fmt.Errorf("expect: %w", err)
@@ -94,14 +106,20 @@ func (c *Console) Expect(ctx context.Context, pattern string, timeout time.Durat
 	}
 	for {
 		c.mu.Lock()
-		if loc := re.FindSubmatchIndex(c.out[c.pos:]); loc != nil {
+		from := 0
+		if consume {
+			from = c.pos
+		}
+		if loc := re.FindSubmatchIndex(c.out[from:]); loc != nil {
 			m := make([]string, len(loc)/2)
 			for i := range m {
 				if loc[2*i] >= 0 {
-					m[i] = string(c.out[c.pos+loc[2*i] : c.pos+loc[2*i+1]])
+					m[i] = string(c.out[from+loc[2*i] : from+loc[2*i+1]])
 				}
 			}
-			c.pos += loc[1]
+			if consume {
+				c.pos += loc[1]
+			}
 			c.mu.Unlock()
 			return m, nil
 		}

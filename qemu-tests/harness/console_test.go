@@ -82,6 +82,30 @@ func TestConsoleExpect(t *testing.T) {
 	}
 }
 
+func TestConsoleSeen(t *testing.T) {
+	t.Parallel()
+	c := newFakeConsole(t)
+	ctx := t.Context()
+	c.guestSays(t, "onecloud: enrolment approved\r\nonecloud: ready\r\n")
+	if _, err := c.Expect(ctx, `onecloud: ready`, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Seen finds a line before what Expect consumed, and consumes nothing:
+	// a later Expect still starts after "ready".
+	if _, err := c.Seen(ctx, `enrolment approved`, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Seen(ctx, `enrolment approved`, time.Minute); err != nil {
+		t.Fatalf("Seen twice: %v", err)
+	}
+	if _, err := c.Expect(ctx, `enrolment approved`, 200*time.Millisecond); err == nil {
+		t.Error("Expect matched a line before its position: Seen moved it back")
+	}
+	if _, err := c.Seen(ctx, `never printed`, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "no match within") {
+		t.Errorf("Seen of a missing line: %v", err)
+	}
+}
+
 func TestConsoleExpectTimeout(t *testing.T) {
 	t.Parallel()
 	c := newFakeConsole(t)
