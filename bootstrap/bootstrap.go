@@ -73,18 +73,62 @@ func ImagesDir(state string) string { return filepath.Join(state, "images") }
 
 // Server is a configured boot server; Run serves until its context ends.
 type Server struct {
-	cfg    Config
-	paths  Paths
-	log    *slog.Logger
-	store  *machines.Store
-	images *images.Store
+	cfg   Config
+	paths Paths
+	log   *slog.Logger
+	// backend is the inbox: store (the file backend), or the cluster's,
+	// in which case cluster is what approved boxes are told.
+	backend Backend
+	store   *machines.Store
+	cluster *enrolapi.Cluster
+	images  *images.Store
 	// limiter caps HTTP downloads, tftpLimiter TFTP transfers (see AdmissionConfig).
 	limiter, tftpLimiter *admission.Limiter
 }
 
 // New opens the state folder (creating it) and checks that everything the
 // server will need is there, so that a mistake shows before any box asks.
+// The inbox is the file backend in the state folder (machines.Store).
 func New(cfg Config, paths Paths, log *slog.Logger) (*Server, error) {
+	s, err := newServer(cfg, paths, log)
+	if err != nil {
+		return nil, err
+	}
+	if s.store, err = machines.Open(filepath.Join(paths.State, "machines.json"), cfg.Rules, cfg.Machines, log); err != nil {
+		return nil, err
+	}
+	s.backend = s.store
+	return s, nil
+}
+
+// OnCluster is the inbox of a bootstrap server that runs inside a server
+// node (noded server -bootstrap): the cluster store.
+type OnCluster struct {
+	// Backend is the cluster's inbox (noded/server.Server).
+	Backend Backend
+	// Cluster is what an approved box is told to attest to.
+	Cluster enrolapi.Cluster
+}
+
+// NewOnCluster is New with the inbox in the cluster store: rules and
+// declarations are the cluster's (occtl declare), and the admin socket
+// serves only the counters (`occtl machines` shows the inbox).
+func NewOnCluster(cfg Config, paths Paths, c OnCluster, log *slog.Logger) (*Server, error) {
+	if len(cfg.Rules) > 0 || len(cfg.Machines) > 0 {
+		return nil, errors.New("the bootstrap configuration has rules or machines, but this server keeps its inbox in the cluster: declare machines with `occtl declare` and remove rules and machines from the file")
+	}
+	if c.Backend == nil || c.Cluster.API == "" || c.Cluster.CA == "" {
+		return nil, errors.New("bootstrap on the cluster: the backend, the cluster API and its CA are required")
+	}
+	s, err := newServer(cfg, paths, log)
+	if err != nil {
+		return nil, err
+	}
+	s.backend, s.cluster = c.Backend, &c.Cluster
+	return s, nil
+}
+
+func newServer(cfg Config, paths Paths, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(paths.State, 0o700); err != nil {
 		return nil, fmt.Errorf("state folder: %w", err)
 	}
@@ -93,23 +137,20 @@ func New(cfg Config, paths Paths, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("iPXE binary %s missing in %s: install Debian's ipxe package or set ipxe_dir (%w)", f, cfg.IPXEDir, err)
 		}
 	}
-	store, err := machines.Open(filepath.Join(paths.State, "machines.json"), cfg.Rules, cfg.Machines, log)
-	if err != nil {
-		return nil, err
-	}
 	imgs, err := images.Open(ImagesDir(paths.State))
 	if err != nil {
 		return nil, err
 	}
 	a := cfg.Admission
 	return &Server{
-		cfg: cfg, paths: paths, log: log, store: store, images: imgs,
+		cfg: cfg, paths: paths, log: log, images: imgs,
 		limiter:     admission.New(a.MaxTransfers, a.Queue, time.Duration(a.MaxWait)),
 		tftpLimiter: admission.New(a.MaxTFTP, a.Queue, time.Duration(a.MaxWait)),
 	}, nil
 }
 
-// Machines is the server's file backend (for the admin API and tests).
+// Machines is the server's file backend (for the admin API and tests); nil
+// on the cluster.
 func (s *Server) Machines() *machines.Store { return s.store }
 
 // Run binds every listener, logs ReadyLine, and serves until ctx ends.
@@ -163,7 +204,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	boot, err := httpboot.New(httpboot.Config{
 		BaseURL: base, Images: s.images, BinDir: s.cfg.IPXEDir, KernelArgs: s.cfg.KernelArgs,
-		Machines: backendAdapter{s.store}, Limiter: s.limiter, Log: s.log.With("service", "http"),
+		Machines: backendAdapter{s.backend, s.cluster}, Limiter: s.limiter, Log: s.log.With("service", "http"),
 	})
 	if err != nil {
 		httpLn.Close()
@@ -178,9 +219,14 @@ func (s *Server) Run(ctx context.Context) error {
 
 	web := &http.Server{Handler: boot, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	adminMux := http.NewServeMux()
-	inbox := machines.AdminHandler(s.store)
-	adminMux.Handle("/v1/machines", inbox)
-	adminMux.Handle("/v1/machines/", inbox)
+	if s.store != nil {
+		inbox := machines.AdminHandler(s.store)
+		adminMux.Handle("/v1/machines", inbox)
+		adminMux.Handle("/v1/machines/", inbox)
+	} else {
+		adminMux.HandleFunc("/v1/machines", inCluster)
+		adminMux.HandleFunc("/v1/machines/", inCluster)
+	}
 	adminMux.HandleFunc("GET "+StatsPath, func(w http.ResponseWriter, _ *http.Request) {
 		st := Stats{TFTP: tftpSrv.Stats(), HTTP: boot.Stats(), Admission: s.limiter.Stats(), TFTPAdmission: s.tftpLimiter.Stats()}
 		if dhcp != nil {
@@ -226,8 +272,10 @@ func (s *Server) Run(ctx context.Context) error {
 	web.Shutdown(shut)
 	admin.Shutdown(shut)
 	wg.Wait()
-	if err := s.store.Flush(shut); err != nil && runErr == nil {
-		runErr = err
+	if s.store != nil {
+		if err := s.store.Flush(shut); err != nil && runErr == nil {
+			runErr = err
+		}
 	}
 	s.log.Info("bootstrapd: stopped")
 	return runErr
@@ -266,8 +314,17 @@ func (s *Server) dhcpConfig(base string) dhcpd.Config {
 	return c
 }
 
-// backendAdapter answers httpboot's questions from a Backend.
-type backendAdapter struct{ b Backend }
+// inCluster answers `bootstrapd machines` when the inbox is the cluster's.
+func inCluster(w http.ResponseWriter, _ *http.Request) {
+	http.Error(w, "this bootstrap server keeps its inbox in the cluster: use `occtl machines`", http.StatusNotFound)
+}
+
+// backendAdapter answers httpboot's questions from a Backend; cluster,
+// when set, is added to the answers of approved boxes.
+type backendAdapter struct {
+	b       Backend
+	cluster *enrolapi.Cluster
+}
 
 func (a backendAdapter) Boot(ctx context.Context, r httpboot.BootRequest) (httpboot.BootDecision, error) {
 	m, err := a.b.Seen(ctx, machines.Sighting{
@@ -287,5 +344,15 @@ func (a backendAdapter) Enrol(ctx context.Context, r enrolapi.Request, from neti
 	if err != nil {
 		return enrolapi.Response{}, err
 	}
-	return machines.Respond(m, r.Role), nil
+	resp := machines.Respond(m, r.Role)
+	if a.cluster != nil {
+		switch resp.State {
+		case enrolapi.Approved:
+			c := *a.cluster
+			resp.Cluster = &c
+		case enrolapi.Pending:
+			resp.Message = fmt.Sprintf("This box (%s) waits for approval. Call your IT technician: they approve it with `occtl approve %s -role ROLE`.", m.ID, m.ID)
+		}
+	}
+	return resp, nil
 }

@@ -53,6 +53,24 @@ type Response struct {
 	RetryAfter Duration `json:"retry_after,omitempty"`
 	// Message is for the box's screen: why it waits, or why it was rejected.
 	Message string `json:"message,omitempty"`
+	// Cluster, for an approved box, is where it attests next (set when the
+	// bootstrap server runs inside a server node, which knows its cluster).
+	Cluster *Cluster `json:"cluster,omitempty"`
+}
+
+// Cluster is the cluster an approved box attests to for its node
+// certificate. Nothing in it is secret: the CA certificate is public, and
+// the cluster gives nothing before the box's TPM has proved what it is.
+//
+// It travels over plain HTTP, like the image the box booted: whoever can
+// change one can change the other, so it trusts the CA no less than the box
+// trusts its own firmware. An installed box keeps the CA it first joined
+// with (the disk layout of the upgrades issue).
+type Cluster struct {
+	// API is a server node's cluster API ("https://10.77.1.1:9443").
+	API string `json:"api"`
+	// CA is the cluster CA certificate, PEM.
+	CA string `json:"ca"`
 }
 
 // Duration is a time.Duration that travels as text ("30s").

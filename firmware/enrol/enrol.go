@@ -18,7 +18,9 @@ package enrol
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +68,9 @@ type State struct {
 	Role, School string
 	// Rebooting is set when an approval in a new role is about to reboot the box.
 	Rebooting bool
+	// Cluster is where an approved box attests next, when the boot server
+	// said (one inside a server node does).
+	Cluster *enrolapi.Cluster
 	// Message is the server's word for the screen: why it waits, or why it
 	// was rejected.
 	Message string
@@ -267,6 +272,7 @@ func (c *Client) approved(resp enrolapi.Response) bool {
 	c.set(func(s *State) {
 		s.Phase, s.Role, s.School, s.Message, s.LastError, s.Attempt, s.NextTry = PhaseApproved, resp.Role, resp.School, resp.Message, "", 0, time.Time{}
 		s.Rebooting = reboot && c.cfg.Reboot != nil
+		s.Cluster = resp.Cluster
 		if resp.ID != "" {
 			s.ID = resp.ID
 		}
@@ -360,13 +366,18 @@ func (c *Client) ask(ctx context.Context) (enrolapi.Response, time.Duration, err
 func check(r *enrolapi.Response) error {
 	switch r.State {
 	case enrolapi.Pending, enrolapi.Rejected:
-		r.Role, r.School = "", ""
+		r.Role, r.School, r.Cluster = "", "", nil
 	case enrolapi.Approved:
 		if err := cmdline.CheckRole(r.Role); err != nil {
 			return fmt.Errorf("approved in role %q: %w", r.Role, err)
 		}
 		if r.School != "" && cmdline.CheckSchool(r.School) != nil {
 			r.School = ""
+		}
+		if r.Cluster != nil {
+			if err := checkCluster(*r.Cluster); err != nil {
+				return fmt.Errorf("approved, but the cluster to attest to is unusable: %w", err)
+			}
 		}
 	default:
 		return fmt.Errorf("unknown state %q", r.State)
@@ -379,6 +390,22 @@ func check(r *enrolapi.Response) error {
 		r.ID = ""
 	}
 	r.Message = clean(r.Message, 200)
+	return nil
+}
+
+// checkCluster makes sure the cluster an approval names is an https URL
+// and a CA certificate, before the box writes or dials either.
+func checkCluster(c enrolapi.Cluster) error {
+	if err := cmdline.CheckServer(c.API); err != nil || !strings.HasPrefix(c.API, "https://") {
+		return fmt.Errorf("cluster API %q: want https://HOST:PORT", clean(c.API, 80))
+	}
+	block, _ := pem.Decode([]byte(c.CA))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return errors.New("the cluster CA is not a PEM certificate")
+	}
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		return fmt.Errorf("the cluster CA certificate: %w", err)
+	}
 	return nil
 }
 

@@ -3,7 +3,14 @@ package enrol
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -423,5 +430,53 @@ func TestClean(t *testing.T) {
 		if got := clean(in, 200); got != want {
 			t.Errorf("clean(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// testCA is a PEM CA certificate, as an approval carries it.
+func testCA(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "onecloud test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+func TestApprovedWithCluster(t *testing.T) {
+	ca := testCA(t)
+	for _, tc := range []struct {
+		name    string
+		cluster enrolapi.Cluster
+		wantErr string // "" : accepted and kept
+	}{
+		{"https API and a CA", enrolapi.Cluster{API: "https://10.77.1.1:9443", CA: ca}, ""},
+		{"plain http API", enrolapi.Cluster{API: "http://10.77.1.1:9443", CA: ca}, "want https://HOST:PORT"},
+		{"API with a path", enrolapi.Cluster{API: "https://10.77.1.1:9443/evil", CA: ca}, "want https://HOST:PORT"},
+		{"no CA", enrolapi.Cluster{API: "https://10.77.1.1:9443"}, "not a PEM certificate"},
+		{"garbage CA", enrolapi.Cluster{API: "https://10.77.1.1:9443", CA: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}, "cluster CA certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cluster
+			s := newServer(t, answer(enrolapi.Response{ID: id, State: enrolapi.Approved, Role: "vdi", Cluster: &c}))
+			r := run(t, Config{Server: s.URL, ID: id, Role: "vdi"}, 1)
+			if tc.wantErr == "" {
+				if r.final.Phase != PhaseApproved || r.final.Cluster == nil || *r.final.Cluster != c {
+					t.Fatalf("final %+v, want approved with cluster %+v", r.final, c)
+				}
+				return
+			}
+			// An unusable answer is a failed request: asked again later,
+			// nothing kept.
+			if len(r.states) != 1 || r.states[0].Phase != PhaseError || !strings.Contains(r.states[0].LastError, tc.wantErr) || r.states[0].Cluster != nil {
+				t.Fatalf("states %+v, want one error containing %q", r.states, tc.wantErr)
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/onecloud-edu/onecloud/hw"
 	"github.com/onecloud-edu/onecloud/internal/release"
 	"github.com/onecloud-edu/onecloud/noded/localapi"
+	"github.com/onecloud-edu/onecloud/noded/nodecert"
 )
 
 // Width is the screen width the status is drawn for.
@@ -39,6 +40,9 @@ type State struct {
 	// not started (the box is not online yet), and then Role and School are
 	// what the box was booted with.
 	Enrolment enrol.State
+	// Attestation is the node certificate's status (noded attest), nil
+	// until the box attests.
+	Attestation *nodecert.Status
 	// Notes are short lines worth a technician's eye (failed modules,
 	// unknown command-line options, inventory problems).
 	Notes []string
@@ -70,6 +74,15 @@ func Render(w io.Writer, s State) error {
 	if e := s.Enrolment; e.Message != "" && (e.Phase == enrol.PhasePending || e.Phase == enrol.PhaseApproved) {
 		for _, l := range wrap(e.Message, Width-3, 2) {
 			fmt.Fprintf(&b, "   %s\n", l)
+		}
+	}
+	if a := s.Attestation; a != nil {
+		for i, l := range wrap(Attestation(*a, s.Now), Width-14, 2) {
+			if i == 0 {
+				fmt.Fprintf(&b, " Attestation: %s\n", l)
+			} else {
+				fmt.Fprintf(&b, "              %s\n", l)
+			}
 		}
 	}
 	b.WriteString(thin)
@@ -209,6 +222,33 @@ func role(e enrol.State) string {
 
 // enrolment says where the box is with the bootstrap server, and what it
 // does next.
+// Attestation words the node certificate's status for the screen and the
+// console: whether the cluster trusts this box, until when, and if not why.
+func Attestation(a nodecert.Status, now time.Time) string {
+	in := func(t time.Time) string { return max(t.Sub(now), 0).Round(time.Second).String() }
+	why := a.Reason
+	if a.Text != "" {
+		why += ": " + a.Text
+	}
+	switch a.State {
+	case nodecert.Accepted:
+		s := "accepted, certificate until " + a.Expires.UTC().Format("2006-01-02 15:04 UTC")
+		if !a.NextAttempt.IsZero() {
+			s += ", renewed in " + in(a.NextAttempt)
+		}
+		return s
+	case nodecert.Refused:
+		return "REFUSED by the cluster: " + why + "; asking again in " + in(a.NextAttempt)
+	case nodecert.Error:
+		return why + ", retrying in " + in(a.NextAttempt)
+	default:
+		if a.Reason != "" {
+			return "attesting to the cluster (last time: " + a.Reason + ")"
+		}
+		return "attesting to the cluster"
+	}
+}
+
 func enrolment(e enrol.State, now time.Time) string {
 	in := func(t time.Time) string { return max(t.Sub(now), 0).Round(time.Second).String() }
 	switch e.Phase {

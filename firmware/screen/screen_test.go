@@ -15,6 +15,7 @@ import (
 	"github.com/onecloud-edu/onecloud/hw"
 	"github.com/onecloud-edu/onecloud/internal/release"
 	"github.com/onecloud-edu/onecloud/noded/localapi"
+	"github.com/onecloud-edu/onecloud/noded/nodecert"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -85,6 +86,35 @@ func TestRender(t *testing.T) {
 				},
 				Enrolment: enrol.State{Phase: enrol.PhaseApproved, Server: "http://10.77.1.1:8080", ID: "oc-525400123456",
 					Role: "vdi", School: "s01"},
+			},
+		},
+		{
+			name: "attested",
+			state: State{
+				Now: now, Release: rel, Hostname: "oc-525400123456", Uptime: 14 * time.Second,
+				Inventory: qemuBox(), Services: running,
+				NICs: []netup.NIC{
+					{Name: "eth0", MAC: "52:54:00:12:34:56", Carrier: true, Phase: netup.PhaseBound, Lease: lease("10.77.1.50/24")},
+				},
+				Enrolment: enrol.State{Phase: enrol.PhaseApproved, Server: "http://10.77.1.1:8080", ID: "oc-525400123456",
+					Role: "vdi", School: "s01"},
+				Attestation: &nodecert.Status{State: nodecert.Accepted, LastAccepted: now, Expires: now.Add(24 * time.Hour),
+					NextAttempt: now.Add(15*time.Hour + 12*time.Minute)},
+			},
+		},
+		{
+			name: "attestation-refused",
+			state: State{
+				Now: now, Release: rel, Hostname: "oc-525400123456", Uptime: 14 * time.Second,
+				Inventory: qemuBox(), Services: running,
+				NICs: []netup.NIC{
+					{Name: "eth0", MAC: "52:54:00:12:34:56", Carrier: true, Phase: netup.PhaseBound, Lease: lease("10.77.1.50/24")},
+				},
+				Enrolment: enrol.State{Phase: enrol.PhaseApproved, Server: "http://10.77.1.1:8080", ID: "oc-525400123456",
+					Role: "vdi", School: "s01"},
+				Attestation: &nodecert.Status{State: nodecert.Refused, Reason: "image-not-released",
+					Text:        "the image measured as /etc/onecloud/release.json (sha256:04115aaee9ef...) is not a released image: release it with occtl release add",
+					NextAttempt: now.Add(4 * time.Minute)},
 			},
 		},
 		{

@@ -58,6 +58,10 @@ const (
 	initramfsOut = "initramfs.cpio.gz"
 	vmlinuzOut   = "vmlinuz"
 	reportOut    = "size-report.txt"
+	// ReleaseOut is a copy of the release file inside the initramfs: its
+	// SHA-256 in the manifest is the digest the firmware measures, which
+	// the technician releases (`occtl release add -image DIR`).
+	ReleaseOut = "release.json"
 )
 
 // Build builds the image described by o and returns its manifest, which it
@@ -178,6 +182,14 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	relBytes, err := releaseFile(rel)
+	if err != nil {
+		return nil, err
+	}
+	relOut, err := st.add(ReleaseOut, func(w io.Writer) error { _, err := w.Write(relBytes); return err })
+	if err != nil {
+		return nil, err
+	}
 	m := &Manifest{
 		Product: product, Profile: o.Profile.Name, Version: src.Version, Commit: src.Commit, Go: src.Go,
 		Kernel: KernelInfo{Pin: k.Pin, Release: k.Release},
@@ -186,7 +198,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		Modules:        moduleInfos(mods),
 		ModulesBuiltin: []string{},
 		Sizes:          []Component{report.Busybox, report.Modules, report.Other},
-		Artefacts:      []Artefact{vmlinuz, initrd, text},
+		Artefacts:      []Artefact{vmlinuz, initrd, relOut, text},
 	}
 	if mods != nil {
 		m.ModulesBuiltin, m.ModulesUnresolved = mods.Builtin, mods.Unresolved

@@ -137,7 +137,7 @@ func TestReproducible(t *testing.T) {
 	if got := listDir(t, outs[1]); !slices.Equal(names, got) {
 		t.Fatalf("the builds wrote different files: %q and %q", names, got)
 	}
-	if want := []string{initramfsOut, ManifestName, reportOut, vmlinuzOut}; !slices.Equal(names, want) {
+	if want := []string{initramfsOut, ManifestName, ReleaseOut, reportOut, vmlinuzOut}; !slices.Equal(names, want) {
 		t.Errorf("output files = %q, want %q", names, want)
 	}
 	for _, n := range names {
@@ -240,6 +240,11 @@ func checkImage(t *testing.T, dir string, m *Manifest) {
 	var rel release.Info
 	if err := json.Unmarshal([]byte(content(release.Path)), &rel); err != nil {
 		t.Fatalf("release file: %v", err)
+	}
+	// The copy beside the image is what gets released: it must be the
+	// measured bytes.
+	if beside := readFile(t, filepath.Join(dir, ReleaseOut)); beside != content(release.Path) {
+		t.Errorf("%s beside the image differs from %s inside it:\n%s\n%s", ReleaseOut, release.Path, beside, content(release.Path))
 	}
 	if want := (release.Info{Product: "onecloud", Version: m.Version, Commit: m.Commit, Kernel: m.Kernel.Release}); rel != want {
 		t.Errorf("release file = %+v, want %+v", rel, want)

@@ -50,6 +50,17 @@ func resolveCommands(ctx context.Context, moduleRoot string, patterns []string, 
 // stored compressed with zstd ("e1000.ko.zst"), as depmod names them.
 const ModuleSuffix = ".zst"
 
+// releaseFile is the image's release file, byte for byte: the firmware
+// measures it (docs/measured-boot.md), so the copy beside the image
+// (ReleaseOut) must be these bytes too.
+func releaseFile(rel release.Info) ([]byte, error) {
+	b, err := json.MarshalIndent(rel, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
 // skeleton is what the image holds besides the Go commands: u-root's default
 // directories and device nodes, the release file, and the kernel modules
 // (mods may be nil) with their index files. It is kept in memory with fixed
@@ -60,11 +71,11 @@ func skeleton(rel release.Info, mods *kmod.Set, modulesDir string) (*cpio.Archiv
 	file := func(name string, data []byte) error {
 		return a.WriteRecord(cpio.StaticRecord(data, cpio.Info{Name: name, Mode: cpio.S_IFREG | 0o644}))
 	}
-	b, err := json.MarshalIndent(rel, "", "  ")
+	b, err := releaseFile(rel)
 	if err != nil {
 		return nil, err
 	}
-	if err := file(release.Path, append(b, '\n')); err != nil {
+	if err := file(release.Path, b); err != nil {
 		return nil, err
 	}
 	if mods == nil {

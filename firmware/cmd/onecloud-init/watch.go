@@ -14,6 +14,7 @@ import (
 	"github.com/onecloud-edu/onecloud/firmware/screen"
 	"github.com/onecloud-edu/onecloud/firmware/supervise"
 	"github.com/onecloud-edu/onecloud/noded/localapi"
+	"github.com/onecloud-edu/onecloud/noded/nodecert"
 )
 
 // minRedraw keeps a flapping link from flooding a 115200-baud serial line.
@@ -28,6 +29,10 @@ func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor
 	// channel is nil and never fires.
 	var enr *enrol.Client
 	var enrChanged <-chan struct{}
+	bootMAC := ""
+	trustStarted := false
+	// The node certificate's status as noded attest last wrote it.
+	var att *nodecert.Status
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Draw nothing until the NICs are listed: an empty list would read
@@ -58,13 +63,23 @@ func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor
 		if enr == nil && screen.Online(nics) {
 			// Readiness does not wait for it: a box waiting for approval
 			// is online, its services answer, and it says that it waits.
-			enr = enrol.New(b.enrolConfig(nics, func() { b.reboot.Store(true); stop() }))
+			cfg := b.enrolConfig(nics, func() { b.reboot.Store(true); stop() })
+			bootMAC = cfg.BootMAC
+			enr = enrol.New(cfg)
 			enrChanged = enr.Changed()
 			wg.Go(func() {
 				if err := enr.Run(ctx); err != nil {
 					b.note("enrolment stopped: %v", err)
 				}
 			})
+		}
+		if enr != nil && !trustStarted {
+			trustStarted = b.startTrust(ctx, sup, enr.State(), bootMAC, nics)
+		}
+		if trustStarted {
+			if a, changed := b.attestation(att); changed {
+				att, dirty = a, true
+			}
 		}
 		// A redraw is due when something changed and the last one is old
 		// enough; a box that may just have become ready is checked at once.
@@ -82,6 +97,7 @@ func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor
 		if enr != nil {
 			st.Enrolment = enr.State()
 		}
+		st.Attestation = att
 		nowReady := becomingReady && (nodedOK || !b.opts.Noded)
 		if !due && !nowReady {
 			continue // waiting for noded's answer; nothing new to show
@@ -129,6 +145,23 @@ func (b *boot) state(ctx context.Context, sup *supervise.Supervisor, nics []netu
 		st.Inventory = ns.Inventory
 	}
 	return st, true
+}
+
+// attestation reads the node certificate's status and says on the
+// console when the cluster's verdict changed: accepted, refused and why,
+// or unreachable. It reports whether anything changed since last.
+func (b *boot) attestation(last *nodecert.Status) (*nodecert.Status, bool) {
+	a, err := nodecert.Read(nodeCertDir)
+	if err != nil {
+		return last, false // not written yet (or a server node, which joins instead)
+	}
+	if last != nil && *last == a {
+		return last, false
+	}
+	if a.State != nodecert.Attesting && (last == nil || last.State != a.State || last.Reason != a.Reason) {
+		fmt.Fprintf(b.console, "onecloud: attestation %s\n", screen.Attestation(a, time.Now()))
+	}
+	return &a, true
 }
 
 func dhcpHostname(nics []netup.NIC) string {

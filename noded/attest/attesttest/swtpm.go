@@ -15,16 +15,18 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/onecloud-edu/onecloud/noded/attest/tcptpm"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/onecloud-edu/onecloud/noded/attest/tcptpm"
 )
 
 // Package names what to install when a tool is missing.
@@ -208,6 +210,9 @@ type Factory struct {
 type CA struct {
 	Roots         *x509.CertPool
 	Intermediates *x509.CertPool
+	// PEM is the root and the intermediate, as a verifier's bundle of
+	// manufacturer CAs (noded server -ek-ca) holds them.
+	PEM []byte
 }
 
 // NewFactory keeps its state under dir, which the caller removes.
@@ -265,6 +270,19 @@ func (f *Factory) Manufactured(t T, chip int) *Swtpm {
 		t.Fatalf("copy manufactured TPM state: %v", err)
 	}
 	return Start(t, dir)
+}
+
+// ManufacturedState copies chip's manufactured state (see Manufactured)
+// into dir, for a swtpm that something else starts: a QEMU VM's.
+func (f *Factory) ManufacturedState(t T, chip int, dir string) {
+	t.Helper()
+	state, err := f.chip(chip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(dir, os.DirFS(state)); err != nil {
+		t.Fatalf("copy manufactured TPM state: %v", err)
+	}
 }
 
 // CA returns the factory's test CA (made on first use).
@@ -341,7 +359,7 @@ func manufacture(dir, state string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("swtpm_localca left no issuer certificate: %w", err)
 	}
-	ca := &CA{Roots: x509.NewCertPool(), Intermediates: x509.NewCertPool()}
+	ca := &CA{Roots: x509.NewCertPool(), Intermediates: x509.NewCertPool(), PEM: slices.Concat(root, inter)}
 	for i, p := range [][]byte{root, inter} {
 		b, _ := pem.Decode(p)
 		if b == nil {

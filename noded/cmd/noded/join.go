@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 
 	"github.com/google/go-tpm/tpm2/transport"
 
@@ -33,15 +32,9 @@ func attestForJoin(ctx context.Context, f serverFlags, open OpenTPM, log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("-ca %s: %w", f.ca, err)
 	}
-	serial := f.serial
-	if serial == "" {
-		b, err := os.ReadFile(dmiSerial)
-		if err != nil {
-			return nil, fmt.Errorf("read the board's serial number (give -serial): %w", err)
-		}
-		if serial = strings.TrimSpace(string(b)); serial == "" {
-			return nil, fmt.Errorf("%s is empty: give the serial the machine was approved with as -serial", dmiSerial)
-		}
+	serial, err := boardSerial(f.serial)
+	if err != nil {
+		return nil, err
 	}
 	eventLog, err := os.ReadFile(f.eventLog)
 	if err != nil {

@@ -11,12 +11,14 @@
 //	noded server -state DIR -name NODE -addr IP   server mode: this node's etcd member and the cluster API (HTTPS, mutual TLS)
 //	noded server -state DIR -name NODE -addr IP -join https://SERVER:9443 -ca ca.crt [-tpm /dev/tpmrm0]
 //	                                              a new server node: attest with the TPM, then join etcd as a learner, promoted once caught up
+//	noded attest -server https://SERVER:9443 -ca ca.crt -name ID   a box's node certificate: attest with the TPM, renew before expiry
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -29,22 +31,31 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		if err := runInit(os.Args[2:], os.Stdout, time.Now()); err != nil {
-			fmt.Fprintln(os.Stderr, "noded init:", err)
-			os.Exit(1)
+	if len(os.Args) > 1 {
+		// Subcommands; without one noded serves the local status API.
+		var run func(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error
+		switch os.Args[1] {
+		case "init":
+			if err := runInit(os.Args[2:], os.Stdout, time.Now()); err != nil {
+				fmt.Fprintln(os.Stderr, "noded init:", err)
+				os.Exit(1)
+			}
+			return
+		case "server":
+			run = runServer
+		case "attest":
+			run = runAttest
 		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "server" {
-		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		if err := runServer(ctx, os.Args[2:], os.Stderr, log); err != nil {
-			fmt.Fprintln(os.Stderr, "noded server:", err)
-			os.Exit(1)
+		if run != nil {
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := run(ctx, os.Args[2:], os.Stderr, log); err != nil {
+				fmt.Fprintf(os.Stderr, "noded %s: %v\n", os.Args[1], err)
+				os.Exit(1)
+			}
+			return
 		}
-		return
 	}
 	socket := flag.String("socket", localapi.SocketPath, "unix socket of the local status API")
 	root := flag.String("root", "/", "root of the file system to describe (tests point it at a recorded tree)")

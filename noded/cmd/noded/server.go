@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 
+	"github.com/onecloud-edu/onecloud/bootstrap"
 	"github.com/onecloud-edu/onecloud/firmware/measure"
 	"github.com/onecloud-edu/onecloud/noded/api"
 	"github.com/onecloud-edu/onecloud/noded/attest/tcptpm"
@@ -34,6 +37,12 @@ type serverFlags struct {
 	// Joining an existing cluster (-join): its API, its CA certificate,
 	// and what this machine attests with.
 	join, ca, tpm, serial, eventLog string
+	// ekCA is the TPM manufacturers' CA certificates (PEM) that EK
+	// certificates must chain to.
+	ekCA string
+	// bootstrap, when set, is a bootstrap configuration: this node also
+	// serves DHCP, TFTP and HTTP boot, with its inbox in the cluster.
+	bootstrap, bootstrapSocket string
 }
 
 // serverDeps are what runServerWith reaches outside the process through;
@@ -52,14 +61,18 @@ type serverDeps struct {
 // earns, and joins the cluster as a learner that is promoted once caught
 // up; later starts rejoin (and finish an interrupted promotion).
 func runServer(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
-	return runServerWith(ctx, args, stderr, log, serverDeps{openTPM: func(path string) (transport.TPMCloser, error) {
-		// tcp:HOST:PORT is a software TPM (swtpm --server type=tcp), as
-		// in the lab; anything else is a TPM device.
+	return runServerWith(ctx, args, stderr, log, serverDeps{openTPM: systemTPM(ctx)})
+}
+
+// systemTPM opens -tpm: tcp:HOST:PORT is a software TPM (swtpm --server
+// type=tcp), as in the lab; anything else is a TPM device.
+func systemTPM(ctx context.Context) OpenTPM {
+	return func(path string) (transport.TPMCloser, error) {
 		if strings.HasPrefix(path, tcptpm.Scheme) {
 			return tcptpm.Dial(ctx, path)
 		}
 		return linuxtpm.Open(path)
-	}})
+	}
 }
 
 func runServerWith(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger, deps serverDeps) error {
@@ -113,27 +126,85 @@ func runServerWith(ctx context.Context, args []string, stderr io.Writer, log *sl
 	}
 	defer member.Close()
 
+	ekRoots, ekIntermediates, err := loadEKCAs(f.ekCA)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Addr: net.JoinHostPort(f.addr, strconv.Itoa(f.apiPort)), CA: ca, Certificate: cert,
 		KV: member.Client(), Members: member, Logger: log.With("component", "api"),
+		ManufacturerRoots: ekRoots, ManufacturerIntermediates: ekIntermediates,
 	})
 	if err != nil {
 		return err
+	}
+	var boot *bootstrap.Server
+	if f.bootstrap != "" {
+		if boot, err = newBootstrap(f, srv, log.With("component", "bootstrap")); err != nil {
+			return err
+		}
 	}
 	if deps.ready != nil {
 		deps.ready(srv)
 	}
 	log.Info("noded: server mode serving", "name", f.name, "api", "https://"+srv.Addr().String(),
-		"etcd_client", cfg.ClientURL(), "etcd_peer", cfg.PeerURL())
+		"etcd_client", cfg.ClientURL(), "etcd_peer", cfg.PeerURL(), "bootstrap", f.bootstrap != "")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
+	bootDone := make(chan error, 1)
+	if boot != nil {
+		go func() { bootDone <- boot.Run(ctx) }()
+	}
 	select {
 	case err := <-done:
+		cancel()
+		if boot != nil {
+			<-bootDone
+		}
 		return err
-	case <-member.Done():
+	case err := <-bootDone:
+		cancel()
 		<-done
+		if err == nil {
+			err = ctx.Err()
+		}
+		return fmt.Errorf("bootstrap: %w", err)
+	case <-member.Done():
+		cancel()
+		<-done
+		if boot != nil {
+			<-bootDone
+		}
 		return errors.New("the etcd member stopped: see the log above")
 	}
+}
+
+// loadEKCAs reads the TPM manufacturers' CA certificates (-ek-ca): the
+// self-signed ones are roots, the others intermediates. No file means no EK
+// certificate is trusted, and machines are approved with their EK hash.
+func loadEKCAs(path string) (roots, intermediates *x509.CertPool, err error) {
+	if path == "" {
+		return nil, nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-ek-ca: %w", err)
+	}
+	certs, err := pki.ParseCerts(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-ek-ca %s: %w", path, err)
+	}
+	roots, intermediates = x509.NewCertPool(), x509.NewCertPool()
+	for _, c := range certs {
+		if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
+			roots.AddCert(c)
+		} else {
+			intermediates.AddCert(c)
+		}
+	}
+	return roots, intermediates, nil
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (serverFlags, error) {
@@ -151,6 +222,9 @@ func parseServerFlags(args []string, stderr io.Writer) (serverFlags, error) {
 	fs.StringVar(&f.tpm, "tpm", "/dev/tpmrm0", "with -join: the TPM device to attest with, or tcp:HOST:PORT for a software TPM (swtpm --server type=tcp)")
 	fs.StringVar(&f.serial, "serial", "", "with -join: the board's serial number (default: read from "+dmiSerial+")")
 	fs.StringVar(&f.eventLog, "event-log", measure.LogPath, "with -join: the firmware's event log of what it measured")
+	fs.StringVar(&f.ekCA, "ek-ca", "", "TPM manufacturers' CA certificates (PEM) that EK certificates must chain to; without it, machines are approved with their EK hash")
+	fs.StringVar(&f.bootstrap, "bootstrap", "", "also serve network boot (DHCP, TFTP, HTTP) with this bootstrap configuration (docs/bootstrap.md), the inbox in the cluster")
+	fs.StringVar(&f.bootstrapSocket, "bootstrap-socket", bootstrap.DefaultSocket, "with -bootstrap: its admin socket (`bootstrapd stats`)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}

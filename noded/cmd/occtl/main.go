@@ -13,6 +13,7 @@
 //	remove NODE                                  remove a node (a server node leaves etcd)
 //	cluster status                               the etcd members, leader and health
 //	release add SHA256 [-name N]                 accept an image digest in attestations
+//	release add -image DIR                       release a built image (its release.json, as the firmware measures it)
 //	release list                                 the released digests
 //
 // By default the certificate, key and CA are admin.crt, admin.key and ca.crt
@@ -121,6 +122,7 @@ commands:
   remove NODE                                  remove a node (a server node leaves etcd)
   cluster status                               the etcd members, leader and health
   release add SHA256 [-name N]                 accept an image digest in attestations
+  release add -image DIR                       release a built image (image-builder's output folder)
   release list                                 the released digests
 
 ID is a machine id (oc-525400123456) or its boot MAC. Flags may follow the command.
@@ -168,6 +170,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, e env) in
 // parse parses a command's flags, which may come before, between or after
 // its want positional arguments.
 func parse(fs *flag.FlagSet, args []string, want int, what string) ([]string, error) {
+	pos, err := parseUpTo(fs, args, want, what)
+	if err == nil && len(pos) != want {
+		return nil, usagef("%s takes %s", fs.Name(), what)
+	}
+	return pos, err
+}
+
+// parseUpTo is parse for commands that take at most max arguments.
+func parseUpTo(fs *flag.FlagSet, args []string, max int, what string) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	var pos []string
 	for {
@@ -180,7 +191,7 @@ func parse(fs *flag.FlagSet, args []string, want int, what string) ([]string, er
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if len(pos) != want {
+	if len(pos) > max {
 		return nil, usagef("%s takes %s", fs.Name(), what)
 	}
 	return pos, nil
@@ -338,12 +349,24 @@ func command(ctx context.Context, args []string, o *options, out io.Writer, e en
 		case "add":
 			fs := sub("release add")
 			name := fs.String("name", "", "what the image is (\"onecloud 1.2 kernel\")")
-			pos, err := parse(fs, rest[1:], 1, "one digest: release add SHA256 [-name N]")
+			image := fs.String("image", "", "a built image's folder (image-builder -o DIR): release what its firmware measures")
+			pos, err := parseUpTo(fs, rest[1:], 1, "one digest, or -image DIR: release add SHA256 [-name N]")
 			if err != nil {
 				return err
 			}
+			req := api.ReleaseRequest{Name: *name}
+			switch {
+			case *image != "" && len(pos) == 0:
+				if req, err = imageRelease(*image, *name); err != nil {
+					return err
+				}
+			case *image == "" && len(pos) == 1:
+				req.SHA256 = pos[0]
+			default:
+				return usagef("release add takes one digest or -image DIR, not both or neither")
+			}
 			return withClient(ctx, o, e, func(ctx context.Context, c *api.Client) error {
-				r, err := c.AddRelease(ctx, api.ReleaseRequest{SHA256: pos[0], Name: *name})
+				r, err := c.AddRelease(ctx, req)
 				if err != nil {
 					return err
 				}
