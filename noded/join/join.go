@@ -37,6 +37,10 @@ import (
 // stopped before it was promoted finishes its join on the next start.
 const EndpointsFile = "join-endpoints"
 
+// ServerFile, in the state folder, names the cluster API the node attested
+// through: it attests there again to renew its node certificate.
+const ServerFile = "join-server"
+
 // Request is what a node attests with.
 type Request struct {
 	// Server is a server node's cluster API ("https://10.0.0.11:9443").
@@ -58,6 +62,8 @@ type Request struct {
 
 // Kit is what the cluster issued to a new server node, checked.
 type Kit struct {
+	// Server is the cluster API the node attested through.
+	Server                   string
 	Root, EtcdCA, Node, Peer *x509.Certificate
 	NodeKey, PeerKey         *ecdsa.PrivateKey
 	// Endpoints are the etcd client URLs of the voting members.
@@ -80,7 +86,7 @@ func Attest(ctx context.Context, r Request) (Kit, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(r.Root)
-	k := Kit{Root: r.Root}
+	k := Kit{Server: r.Server, Root: r.Root}
 	var err error
 	if k.NodeKey, err = pki.NewKey(); err != nil {
 		return Kit{}, err
@@ -153,7 +159,7 @@ func Attest(ctx context.Context, r Request) (Kit, error) {
 // certificates and keys under the names `noded init` uses, node.crt last
 // (with it, the folder counts as set up).
 func (k Kit) Write(state string) error {
-	if k.Root == nil || k.EtcdCA == nil || k.Node == nil || k.Peer == nil || k.NodeKey == nil || k.PeerKey == nil || len(k.Endpoints) == 0 {
+	if k.Server == "" || k.Root == nil || k.EtcdCA == nil || k.Node == nil || k.Peer == nil || k.NodeKey == nil || k.PeerKey == nil || len(k.Endpoints) == 0 {
 		return errors.New("join: an incomplete kit (a certificate, key or the endpoints missing): attest again")
 	}
 	if err := os.MkdirAll(state, 0o700); err != nil {
@@ -166,6 +172,9 @@ func (k Kit) Write(state string) error {
 	defer root.Close()
 	if err := root.WriteFile(EndpointsFile, []byte(strings.Join(k.Endpoints, "\n")+"\n"), 0o600); err != nil {
 		return fmt.Errorf("record the etcd endpoints to join through: %w", err)
+	}
+	if err := root.WriteFile(ServerFile, []byte(k.Server+"\n"), 0o600); err != nil {
+		return fmt.Errorf("record the cluster API this node attests through: %w", err)
 	}
 	dir := pki.Dir(state)
 	for _, w := range []func() error{
@@ -181,6 +190,15 @@ func (k Kit) Write(state string) error {
 		}
 	}
 	return nil
+}
+
+// ReadServer returns the cluster API a joined node attested through.
+func ReadServer(state string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(state, ServerFile))
+	if err != nil {
+		return "", fmt.Errorf("the cluster API this node joined through (to renew its certificate): %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // ReadEndpoints returns the endpoints of a node that joined (or began to);

@@ -187,6 +187,13 @@ type Config struct {
 	// OnChange, when set, is called with every new status, from the
 	// Keeper's goroutine: it must not block.
 	OnChange func(Status)
+
+	// Local, on the server node that holds the cluster CA's keys, issues
+	// the certificate instead of an attestation: that node is where trust
+	// starts, and has nobody to attest to. Server, TPM, EventLog and Serial
+	// are then not used; IPs are the addresses the certificate names.
+	Local *pki.CA
+	IPs   []net.IP
 }
 
 // Keeper keeps a node certificate fresh. Its methods are safe for
@@ -203,10 +210,15 @@ type Keeper struct {
 
 // New checks cfg and returns a Keeper; Run starts it.
 func New(cfg Config) (*Keeper, error) {
-	if cfg.Server == "" || cfg.Root == nil || cfg.Name == "" || cfg.EventLog == "" || cfg.TPM == nil || cfg.Dir == "" {
+	if cfg.Local != nil {
+		if !cfg.Local.CanIssue() || cfg.Name == "" || cfg.Dir == "" {
+			return nil, errors.New("nodecert: issuing locally needs the CA's keys, Name and Dir")
+		}
+		cfg.Root = cfg.Local.Root
+	} else if cfg.Server == "" || cfg.Root == nil || cfg.Name == "" || cfg.EventLog == "" || cfg.TPM == nil || cfg.Dir == "" {
 		return nil, errors.New("nodecert: Server, Root, Name, EventLog, TPM and Dir are required")
 	}
-	if cfg.Serial == "" {
+	if cfg.Serial == "" && cfg.Local == nil {
 		return nil, errors.New("nodecert: the board's serial number is empty: give the serial the machine was approved with")
 	}
 	if cfg.Clock == nil {
@@ -245,11 +257,15 @@ func (k *Keeper) Certificate() *tls.Certificate {
 // Run attests and re-attests until ctx ends, then returns nil. It returns
 // an error only when the cluster API's address is unusable.
 func (k *Keeper) Run(ctx context.Context) error {
-	client, err := api.NewClient(api.ClientConfig{Server: k.cfg.Server, CA: k.pool, Now: k.cfg.Clock.Now, Timeout: k.cfg.Timeout})
-	if err != nil {
-		return fmt.Errorf("nodecert: %w", err)
+	var client *api.Client
+	if k.cfg.Local == nil {
+		var err error
+		client, err = api.NewClient(api.ClientConfig{Server: k.cfg.Server, CA: k.pool, Now: k.cfg.Clock.Now, Timeout: k.cfg.Timeout})
+		if err != nil {
+			return fmt.Errorf("nodecert: %w", err)
+		}
+		defer client.Close()
 	}
-	defer client.Close()
 
 	next := k.now()
 	if cert, key, ok := k.load(); ok {
@@ -334,10 +350,6 @@ func reason(err error) string {
 
 // attest runs one attestation with a new key and keeps what it earns.
 func (k *Keeper) attest(ctx context.Context, client *api.Client) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	eventLog, err := os.ReadFile(k.cfg.EventLog)
-	if err != nil {
-		return nil, nil, &attestError{ReasonEventLog, fmt.Errorf("read the firmware's event log: %w", err)}
-	}
 	key, err := pki.NewKey()
 	if err != nil {
 		return nil, nil, err
@@ -346,15 +358,26 @@ func (k *Keeper) attest(ctx context.Context, client *api.Client) (*x509.Certific
 	if err != nil {
 		return nil, nil, err
 	}
-	k.log.Debug("node certificate: attesting", "via", k.cfg.Server, "serial", k.cfg.Serial)
-	res, err := attest.New(k.cfg.TPM, attest.Options{Logger: k.log}).Attest(ctx,
-		api.Attestation{Client: client, CSR: csr}, k.cfg.Name, k.cfg.Serial, eventLog)
-	if err != nil {
-		return nil, nil, fmt.Errorf("attest at %s: %w", k.cfg.Server, err)
-	}
-	cert, err := x509.ParseCertificate(res.NodeCertificate)
-	if err != nil {
-		return nil, nil, &attestError{ReasonBadCert, fmt.Errorf("the cluster accepted this machine but sent no usable node certificate: %w", err)}
+	var cert *x509.Certificate
+	if k.cfg.Local != nil {
+		cert, err = k.cfg.Local.IssueCSR(csr, pki.Identity{Kind: pki.Node, Name: k.cfg.Name, IPs: k.cfg.IPs})
+		if err != nil {
+			return nil, nil, &attestError{ReasonBadCert, fmt.Errorf("issue this node's certificate from the cluster CA: %w", err)}
+		}
+	} else {
+		eventLog, err := os.ReadFile(k.cfg.EventLog)
+		if err != nil {
+			return nil, nil, &attestError{ReasonEventLog, fmt.Errorf("read the firmware's event log: %w", err)}
+		}
+		k.log.Debug("node certificate: attesting", "via", k.cfg.Server, "serial", k.cfg.Serial)
+		res, err := attest.New(k.cfg.TPM, attest.Options{Logger: k.log}).Attest(ctx,
+			api.Attestation{Client: client, CSR: csr}, k.cfg.Name, k.cfg.Serial, eventLog)
+		if err != nil {
+			return nil, nil, fmt.Errorf("attest at %s: %w", k.cfg.Server, err)
+		}
+		if cert, err = x509.ParseCertificate(res.NodeCertificate); err != nil {
+			return nil, nil, &attestError{ReasonBadCert, fmt.Errorf("the cluster accepted this machine but sent no usable node certificate: %w", err)}
+		}
 	}
 	if err := k.check(cert, key); err != nil {
 		return nil, nil, &attestError{ReasonBadCert, err}

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -540,5 +541,46 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	if err := k.Run(t.Context()); err == nil {
 		t.Error("Run with an http:// server: no error")
+	}
+}
+
+// The node that holds the cluster CA issues its own certificate, with its
+// address, and renews it the same way, without a TPM or a server.
+func TestLocalIssue(t *testing.T) {
+	e := servertest.Start(t)
+	dir := t.TempDir()
+	k := &keeper{clock: &fakeClock{Clock: e.Clock}, dir: dir, statuses: make(chan Status, 100)}
+	var err error
+	k.Keeper, err = New(Config{Local: e.CA, Name: "srv1", IPs: []net.IP{net.ParseIP("10.0.0.11")}, Dir: dir,
+		Logger: servertest.Logger(t, slog.LevelInfo), Clock: k.clock, OnChange: func(s Status) { k.statuses <- s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	s := k.next(t, true)
+	first := kept(t, e, dir, "srv1")
+	if s.State != Accepted || !slices.ContainsFunc(first.IPAddresses, net.ParseIP("10.0.0.11").Equal) {
+		t.Fatalf("status %+v, certificate for %v: want accepted, naming 10.0.0.11", s, first.IPAddresses)
+	}
+	k.clock.advance(t, s.NextAttempt.Sub(e.Clock.Now())+time.Second)
+	if s := k.next(t, true); s.State != Accepted {
+		t.Fatalf("after renewal time: %+v", s)
+	}
+	if second := kept(t, e, dir, "srv1"); !second.NotAfter.After(first.NotAfter) {
+		t.Errorf("renewed certificate expires %v, the first %v", second.NotAfter, first.NotAfter)
+	}
+
+	// Without the CA's keys there is nothing to issue with.
+	if _, err := New(Config{Local: &pki.CA{Root: e.CA.Root}, Name: "srv1", Dir: dir}); err == nil {
+		t.Error("New with a CA that has no keys: no error")
 	}
 }

@@ -65,6 +65,10 @@ type Config struct {
 	// Certificate is this node's serving certificate (pki.NodeCertFile and
 	// pki.NodeKeyFile): a node certificate naming the address clients use.
 	Certificate tls.Certificate
+	// CurrentCertificate, when set, is asked at every TLS handshake for the
+	// serving certificate, so that a renewed one (noded/nodecert) is used
+	// at once; while it returns nil, Certificate is served.
+	CurrentCertificate func() *tls.Certificate
 	// KV is the cluster store: the client of this node's etcd member.
 	KV clientv3.KV
 	// Members is this node's etcd member; nil on a node that is not one,
@@ -164,7 +168,14 @@ func New(cfg Config) (*Server, error) {
 	s.srv = &http.Server{
 		Handler: s.Handler(),
 		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{cfg.Certificate},
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if cfg.CurrentCertificate != nil {
+					if c := cfg.CurrentCertificate(); c != nil {
+						return c, nil
+					}
+				}
+				return &cfg.Certificate, nil
+			},
 			// A certificate is optional at the TLS layer because the
 			// attestation routes take boxes without one; one that is
 			// given must chain to the cluster CA, and each route then

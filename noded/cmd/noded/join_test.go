@@ -25,6 +25,8 @@ import (
 	"github.com/onecloud-edu/onecloud/bootstrap/machines"
 	"github.com/onecloud-edu/onecloud/noded/api"
 	"github.com/onecloud-edu/onecloud/noded/attest/attesttest"
+	"github.com/onecloud-edu/onecloud/noded/join"
+	"github.com/onecloud-edu/onecloud/noded/nodecert"
 	"github.com/onecloud-edu/onecloud/noded/pki"
 	"github.com/onecloud-edu/onecloud/noded/server"
 	"github.com/onecloud-edu/onecloud/noded/server/servertest"
@@ -189,6 +191,20 @@ func TestServerJoin(t *testing.T) {
 	var se *api.StatusError
 	if _, err := client(n2.api, nil).Challenge(ctx, api.AttestRequest{MachineID: "oc-525400000009", Serial: "x"}); !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable {
 		t.Errorf("attestation at a node without the CA keys: %v, want 503", err)
+	}
+	// Node 2 keeps its certificate fresh by attesting again where it joined.
+	if server, err := join.ReadServer(state2); err != nil || server != n1.api {
+		t.Errorf("node 2 re-attests through %q (%v), want %s", server, err, n1.api)
+	}
+	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, err := nodecert.Read(pki.Dir(state2))
+		if err == nil && st.State == nodecert.Accepted && !st.NextAttempt.IsZero() {
+			break
+		}
+		if time.Now().After(wait) {
+			t.Errorf("node 2's certificate keeper: %+v, %v; want accepted with a renewal time", st, err)
+			break
+		}
 	}
 	if nodes, err := admin1.Nodes(ctx); err != nil || !hasNode(nodes, srvBox.ID, api.MemberVoter) {
 		t.Errorf("nodes = %+v, %v; want %s as a voter", nodes, err, srvBox.ID)

@@ -130,8 +130,10 @@ func runServerWith(ctx context.Context, args []string, stderr io.Writer, log *sl
 	if err != nil {
 		return err
 	}
+	keeper, closeTPM := serverCertKeeper(f, ca, deps.openTPM, log)
+	defer closeTPM()
 	srv, err := server.New(server.Config{
-		Addr: net.JoinHostPort(f.addr, strconv.Itoa(f.apiPort)), CA: ca, Certificate: cert,
+		Addr: net.JoinHostPort(f.addr, strconv.Itoa(f.apiPort)), CA: ca, Certificate: cert, CurrentCertificate: current(keeper),
 		KV: member.Client(), Members: member, Logger: log.With("component", "api"),
 		ManufacturerRoots: ekRoots, ManufacturerIntermediates: ekIntermediates,
 	})
@@ -157,6 +159,16 @@ func runServerWith(ctx context.Context, args []string, stderr io.Writer, log *sl
 	if boot != nil {
 		go func() { bootDone <- boot.Run(ctx) }()
 	}
+	keeperDone := make(chan struct{})
+	defer func() { <-keeperDone }()
+	go func() {
+		defer close(keeperDone)
+		if keeper != nil {
+			if err := keeper.Run(ctx); err != nil {
+				log.Error("this node's certificate will NOT be renewed", "err", err)
+			}
+		}
+	}()
 	select {
 	case err := <-done:
 		cancel()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/onecloud-edu/onecloud/noded/api"
+	"github.com/onecloud-edu/onecloud/noded/nodecert"
 	"github.com/onecloud-edu/onecloud/noded/pki"
 )
 
@@ -27,6 +28,28 @@ func TestServerAfterInit(t *testing.T) {
 	if err := runInit([]string{"-state", state, "-name", "srv1", "-addr", "127.0.0.1"}, &out, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// The node certificate is replaced by one at the end of its life: the
+	// server must renew it from its own CA at once, and serve the new one.
+	pkiDir := filepath.Join(state, "pki")
+	ca, err := pki.LoadCA(pkiDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ca.Issue(&key.PublicKey, pki.Identity{Kind: pki.Node, Name: "srv1", IPs: []net.IP{net.ParseIP("127.0.0.1")}, TTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteKey(pkiDir, pki.NodeKeyFile, key, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteCert(pkiDir, pki.NodeCertFile, true, old); err != nil {
+		t.Fatal(err)
+	}
+
 	port := func() string { _, p, _ := net.SplitHostPort(freeAddr(t)); return p }
 	apiPort := port()
 	args := []string{"-state", state, "-name", "srv1", "-addr", "127.0.0.1",
@@ -80,6 +103,25 @@ func TestServerAfterInit(t *testing.T) {
 	}
 	if len(st.Members) != 1 || !strings.Contains(st.Members[0].Name, "srv1") {
 		t.Errorf("cluster status = %+v, want one member srv1", st)
+	}
+
+	for {
+		conn, err := tls.Dial("tcp", "127.0.0.1:"+apiPort, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{admin}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := conn.ConnectionState().PeerCertificates[0]
+		conn.Close()
+		if served.NotAfter.After(old.NotAfter.Add(time.Hour)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster API still serves the certificate that expires %v", served.NotAfter)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if st, err := nodecert.Read(pkiDir); err != nil || st.State != nodecert.Accepted || !st.Expires.After(old.NotAfter) {
+		t.Errorf("node certificate status: %+v, %v; want accepted with the renewed certificate", st, err)
 	}
 
 	anon, err := api.NewClient(api.ClientConfig{Server: url, CA: roots, Timeout: 2 * time.Second})
