@@ -110,12 +110,13 @@ type OnCluster struct {
 	Cluster enrolapi.Cluster
 }
 
-// NewOnCluster is New with the inbox in the cluster store: rules and
-// declarations are the cluster's (occtl declare), and the admin socket
+// NewOnCluster is New with the inbox in the cluster store: declarations
+// are the cluster's (occtl declare), the configuration's rules are the
+// backend's to apply (noded/server Config.Rules), and the admin socket
 // serves only the counters (`occtl machines` shows the inbox).
 func NewOnCluster(cfg Config, paths Paths, c OnCluster, log *slog.Logger) (*Server, error) {
-	if len(cfg.Rules) > 0 || len(cfg.Machines) > 0 {
-		return nil, errors.New("the bootstrap configuration has rules or machines, but this server keeps its inbox in the cluster: declare machines with `occtl declare` and remove rules and machines from the file")
+	if len(cfg.Machines) > 0 {
+		return nil, errors.New("the bootstrap configuration declares machines, but this server keeps its inbox in the cluster: declare them with `occtl declare MAC -role R` and remove \"machines\" from the file")
 	}
 	if c.Backend == nil || c.Cluster.API == "" || c.Cluster.CA == "" {
 		return nil, errors.New("bootstrap on the cluster: the backend, the cluster API and its CA are required")

@@ -56,7 +56,7 @@ func TestEnrolOnCluster(t *testing.T) {
 	}
 }
 
-func TestNewOnClusterRefusesFileRules(t *testing.T) {
+func TestNewOnClusterRefusesDeclaredMachines(t *testing.T) {
 	c := OnCluster{Backend: fixedBackend{}, Cluster: enrolapi.Cluster{API: "https://10.77.1.1:9443", CA: "pem"}}
 	cfg := Config{Machines: []machines.Declared{{MAC: "52:54:00:00:00:02", Role: "server"}}}
 	_, err := NewOnCluster(cfg, Paths{State: t.TempDir()}, c, slog.New(slog.DiscardHandler))

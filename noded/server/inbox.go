@@ -18,11 +18,12 @@ import (
 const lazySeen = time.Minute
 
 // Seen records a sighting of a box in the inbox kept in the cluster store,
-// which makes Server a bootstrap.Backend. It is the first cut of moving the
-// inbox into the cluster: a machine is found by the id of its boot MAC,
-// starts pending and waits for an administrator (`occtl approve`); the
-// bootstrap file inbox's rules, declarations and merging of boxes seen on
-// two NICs are not applied here yet.
+// which makes Server a bootstrap.Backend. A machine is found by the id of
+// its boot MAC and starts pending; the first of Config.Rules that matches
+// approves it, else it waits for an administrator (`occtl approve`, or
+// `occtl declare` before it first boots). A machine with an identity
+// conflict is never approved by a rule. Unlike the bootstrap file inbox, a
+// box seen on two NICs is not merged into one machine.
 func (s *Server) Seen(ctx context.Context, sg machines.Sighting, now time.Time) (machines.Machine, error) {
 	mac, err := machines.NormalizeMAC(sg.MAC)
 	if err != nil {
@@ -79,6 +80,15 @@ func (s *Server) Seen(ctx context.Context, sg machines.Sighting, now time.Time) 
 		if sg.Inventory != nil {
 			m.Inventory = sg.Inventory
 		}
+		if m.State == enrolapi.Pending && !m.Conflict {
+			for _, r := range s.cfg.Rules {
+				if r.Matches(toInbox(*m)) {
+					m.State, m.Role, m.School, m.DecidedBy = enrolapi.Approved, api.Role(r.Role), r.School, "rule:"+r.Name
+					s.log.Info("machine approved by rule", "id", id, "mac", mac, "rule", r.Name, "role", r.Role, "school", r.School)
+					break
+				}
+			}
+		}
 		lastSeen := m.LastSeen
 		m.LastSeen = now
 		if exists && now.Sub(lastSeen) < lazySeen && sameExceptSeen(before, *m) {
@@ -101,7 +111,7 @@ func (s *Server) Seen(ctx context.Context, sg machines.Sighting, now time.Time) 
 // The inventory is compared by presence only: the firmware posts the same
 // one at every enrolment.
 func sameExceptSeen(a, b api.Machine) bool {
-	return slices.Equal(a.MACs, b.MACs) && a.Serial == b.Serial && a.Vendor == b.Vendor &&
+	return a.State == b.State && slices.Equal(a.MACs, b.MACs) && a.Serial == b.Serial && a.Vendor == b.Vendor &&
 		a.Product == b.Product && a.UUID == b.UUID && a.Addr == b.Addr && a.Reason == b.Reason &&
 		a.Conflict == b.Conflict && (a.Inventory == nil) == (b.Inventory == nil)
 }

@@ -41,6 +41,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/onecloud-edu/onecloud/bootstrap/machines"
 	"github.com/onecloud-edu/onecloud/noded/api"
 	"github.com/onecloud-edu/onecloud/noded/cluster"
 	"github.com/onecloud-edu/onecloud/noded/pki"
@@ -82,6 +83,10 @@ type Config struct {
 	EventLog verify.EventLog
 	// AllowNoImage accepts a box that measured no image (verify.Config).
 	AllowNoImage bool
+	// Rules approve new machines at first sight in the inbox (Seen), as
+	// bootstrapd's file inbox does: the first matching rule wins. A rule
+	// decides the role only; the machine still has to attest.
+	Rules []machines.Rule
 	// NodeCertTTL is the lifetime of node certificates; 0 means
 	// pki.DefaultNodeTTL.
 	NodeCertTTL time.Duration

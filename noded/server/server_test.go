@@ -19,6 +19,7 @@ import (
 
 	"github.com/onecloud-edu/onecloud/bootstrap"
 	"github.com/onecloud-edu/onecloud/bootstrap/enrolapi"
+	"github.com/onecloud-edu/onecloud/bootstrap/machines"
 	"github.com/onecloud-edu/onecloud/noded/api"
 	"github.com/onecloud-edu/onecloud/noded/attest/attesttest"
 	"github.com/onecloud-edu/onecloud/noded/cluster"
@@ -368,6 +369,42 @@ func TestSeen(t *testing.T) {
 	m, _ = e.Client(t, &e.Admin).Machine(ctx, box.ID)
 	if !m.Conflict || m.Serial != "SN-ONE" || !strings.Contains(m.Reason, "identity conflict") {
 		t.Errorf("after a new serial: %+v", m)
+	}
+}
+
+// Rules approve new machines at first sight, the first match wins, and
+// never a machine with an identity conflict.
+func TestSeenRules(t *testing.T) {
+	e := servertest.StartWith(t, func(c *server.Config) {
+		c.Rules = []machines.Rule{
+			{Name: "lab-servers", Serials: []string{"SN-SRV"}, Role: "server"},
+			{Name: "lab", MACPrefixes: []string{"52:54:00:0c"}, Role: "vdi", School: "s01"},
+			{Name: "lenovo", Vendor: "LENOVO", Role: "tci"},
+		}
+	})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		mac, serial        string
+		state              enrolapi.State
+		role, school, rule string
+	}{
+		{"52:54:00:0c:00:01", "SN-SRV", enrolapi.Approved, "server", "", "rule:lab-servers"},
+		{"52:54:00:0c:00:02", "SN-T1", enrolapi.Approved, "vdi", "s01", "rule:lab"},
+		{"52:54:00:0d:00:03", "SN-T2", enrolapi.Pending, "", "", ""},
+	} {
+		m, err := e.Server.Seen(ctx, machines.Sighting{MAC: tc.mac, Serial: tc.serial}, servertest.T0)
+		if err != nil || m.State != tc.state || m.Role != tc.role || m.School != tc.school || m.DecidedBy != tc.rule {
+			t.Errorf("%s (%s): %+v, %v; want %s %s %s by %q", tc.mac, tc.serial, m, err, tc.state, tc.role, tc.school, tc.rule)
+		}
+	}
+	// A box whose MAC was first seen with another serial is a suspect:
+	// pending until a technician looks, whatever the rules say.
+	if m, err := e.Server.Seen(ctx, machines.Sighting{MAC: "52:54:00:0d:00:04", Serial: "SN-FIRST"}, servertest.T0); err != nil || m.State != enrolapi.Pending {
+		t.Fatalf("first sight: %+v, %v", m, err)
+	}
+	m, err := e.Server.Seen(ctx, machines.Sighting{MAC: "52:54:00:0d:00:04", Serial: "SN-OTHER", Vendor: "LENOVO"}, servertest.T0.Add(time.Second))
+	if err != nil || m.State != enrolapi.Pending || !m.Conflict {
+		t.Errorf("a conflicting box: %+v, %v; want pending with a conflict", m, err)
 	}
 }
 

@@ -20,12 +20,10 @@ import (
 //
 // Its state (leases, published images) is in the bootstrap folder of the
 // node's state folder: `bootstrapd publish -state STATE/bootstrap` publishes
-// an image to it.
-func newBootstrap(f serverFlags, srv *server.Server, log *slog.Logger) (*bootstrap.Server, error) {
-	cfg, err := bootstrap.LoadConfig(f.bootstrap)
-	if err != nil {
-		return nil, fmt.Errorf("-bootstrap: %w", err)
-	}
+// an image to it. The configuration's rules approve machines in the
+// cluster's inbox (server.Config.Rules); declared machines are refused in
+// the file, since `occtl declare` keeps them in the cluster.
+func newBootstrap(f serverFlags, cfg bootstrap.Config, srv *server.Server, log *slog.Logger) (*bootstrap.Server, error) {
 	caPEM, err := os.ReadFile(filepath.Join(pki.Dir(f.state), pki.CACertFile))
 	if err != nil {
 		return nil, fmt.Errorf("the cluster CA certificate that approved boxes are given: %w", err)
@@ -35,6 +33,19 @@ func newBootstrap(f serverFlags, srv *server.Server, log *slog.Logger) (*bootstr
 		Backend: srv,
 		Cluster: enrolapi.Cluster{API: "https://" + srv.Addr().String(), CA: string(caPEM)},
 	}, log)
+}
+
+// loadBootstrap reads the -bootstrap configuration, if any, before the
+// cluster API starts: its rules are the inbox's.
+func loadBootstrap(f serverFlags) (bootstrap.Config, error) {
+	if f.bootstrap == "" {
+		return bootstrap.Config{}, nil
+	}
+	cfg, err := bootstrap.LoadConfig(f.bootstrap)
+	if err != nil {
+		return cfg, fmt.Errorf("-bootstrap: %w", err)
+	}
+	return cfg, nil
 }
 
 // BootstrapState is the bootstrap server's state folder inside a server

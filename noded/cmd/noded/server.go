@@ -80,6 +80,11 @@ func runServerWith(ctx context.Context, args []string, stderr io.Writer, log *sl
 	if err != nil {
 		return err
 	}
+	// A mistake in the boot configuration shows before etcd starts.
+	bootCfg, err := loadBootstrap(f)
+	if err != nil {
+		return err
+	}
 	ip := net.ParseIP(f.addr)
 	pkiDir := pki.Dir(f.state)
 	endpoints, joined, err := join.ReadEndpoints(f.state)
@@ -135,14 +140,14 @@ func runServerWith(ctx context.Context, args []string, stderr io.Writer, log *sl
 	srv, err := server.New(server.Config{
 		Addr: net.JoinHostPort(f.addr, strconv.Itoa(f.apiPort)), CA: ca, Certificate: cert, CurrentCertificate: current(keeper),
 		KV: member.Client(), Members: member, Logger: log.With("component", "api"),
-		ManufacturerRoots: ekRoots, ManufacturerIntermediates: ekIntermediates,
+		ManufacturerRoots: ekRoots, ManufacturerIntermediates: ekIntermediates, Rules: bootCfg.Rules,
 	})
 	if err != nil {
 		return err
 	}
 	var boot *bootstrap.Server
 	if f.bootstrap != "" {
-		if boot, err = newBootstrap(f, srv, log.With("component", "bootstrap")); err != nil {
+		if boot, err = newBootstrap(f, bootCfg, srv, log.With("component", "bootstrap")); err != nil {
 			return err
 		}
 	}

@@ -78,6 +78,13 @@ type Env struct {
 // Start runs a cluster of one and its cluster API until the test ends.
 func Start(t attesttest.T) *Env {
 	t.Helper()
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with the server's configuration changed by adjust
+// (rules, say) before it starts.
+func StartWith(t attesttest.T, adjust func(*server.Config)) *Env {
+	t.Helper()
 	log := Logger(t, slog.LevelInfo)
 	clock := &Clock{t: T0}
 	ca, err := pki.NewCA(T0)
@@ -114,7 +121,7 @@ func Start(t attesttest.T) *Env {
 
 	// The serving certificate outlives the clock moves of a test.
 	serving := Pair(t, ca, pki.Identity{Kind: pki.Node, Name: "server-1", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, TTL: 30 * 24 * time.Hour})
-	srv, err := server.New(server.Config{
+	scfg := server.Config{
 		Addr:        "127.0.0.1:0",
 		CA:          ca,
 		Certificate: serving,
@@ -122,7 +129,11 @@ func Start(t attesttest.T) *Env {
 		Members:     member,
 		Now:         clock.Now,
 		Logger:      log,
-	})
+	}
+	if adjust != nil {
+		adjust(&scfg)
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,41 +1,62 @@
-// Command demo shows the zero-touch path of onecloud: a bootstrap server (bootstrapd) and one blank
-// terminal that boots from it over the network, with its serial console on this terminal. It is what
-// `make demo` runs after building the image, so that someone new to the project sees, a few minutes after
-// cloning it, a box with nothing on it fetch our firmware from the network, get approved by a rule and
-// come up in its role: iPXE fetching the boot script, kernel and initramfs from bootstrapd, then the
-// firmware's boot steps, "onecloud: enrolment approved", its role, the status screen and
-// "onecloud: ready".
+// Command demo shows the zero-touch path of onecloud on the cluster: a server node (`noded server`), the
+// cluster of one, which also serves network boot, and one blank terminal that boots from it over the
+// network, with its serial console on this terminal. It is what `make demo` runs after building the image,
+// so that someone new to the project sees, a few minutes after cloning it, a technician release the image
+// and declare a box from its label with occtl, then the box, with nothing on it, fetch our firmware from
+// the network, get approved as declared, come up in its role and prove to the cluster with its TPM what it
+// runs: iPXE fetching the boot script, kernel and initramfs from the server node, the firmware's boot
+// steps, "onecloud: enrolment approved", its role, "onecloud: ready", "onecloud: attestation accepted", and
+// the box Ready in `occtl nodes`.
 //
-// Before anything is made it builds bootstrapd from this repository (go build ./bootstrap/cmd/bootstrapd,
-// from the root that `go env GOMOD` names), writes its configuration and publishes the image (out/image)
-// into a fresh state folder: all of it in the -logs folder (out/demo/ by default). Then it stands on the
-// QEMU tests' harness (qemu-tests/harness), used outside go test through a Session: a lab network
-// namespace with one bridge (lan, 10.77.0.1/24) where bootstrapd serves in full mode (DHCP with a pool of
-// .100 to .199, TFTP, HTTP; a rule approves MAC prefix 52:54:00 as role vdi, school demo-school), and one
-// box on it that boots by PXE: SeaBIOS and the iPXE ROM of an e1000 NIC, a software TPM 2.0 (swtpm) and
-// a blank 64 MiB qcow2 disk. When the box is ready the demo prints its address, id and role and the inbox
-// as `bootstrapd machines list` shows it; while the demo runs the same CLI works from another terminal
-// against bootstrapd's admin socket (out/demo/bootstrapd.sock), as the banner says.
+// Its steps; every file is in the -logs folder (out/demo/ by default):
+//
+//  1. It builds noded, occtl and bootstrapd (used only for `bootstrapd publish`) from this repository, from
+//     the root that `go env GOMOD` names.
+//  2. It makes a new cluster in a fresh state folder (`noded init -state server-state -name srv1 -addr
+//     10.77.0.1`, whose admin bundle is server-state/admin-admin/), writes the boot configuration
+//     (bootstrap.json: full mode on the lab bridge, a DHCP pool of .100 to .199, no rules: the box is
+//     declared) and publishes the image (out/image) to the node's boot server (`bootstrapd publish -state
+//     server-state/bootstrap`).
+//  3. It plays the TPM manufacturer, as noded/attest/attesttest does for the tests: a test CA (ek-ca.pem)
+//     and the box's TPM state (box-tpm/) with an EK certificate from it.
+//  4. On the QEMU tests' harness (qemu-tests/harness), used outside go test through a Session, it makes a
+//     lab network namespace with one bridge (lan, 10.77.0.1/24) and runs there `noded server -bootstrap
+//     bootstrap.json -ek-ca ek-ca.pem -bootstrap-socket bootstrap.sock`: the cluster API on port 9443 and
+//     network boot (DHCP, TFTP, HTTP), the enrolment inbox in the cluster (etcd).
+//  5. As the technician would from the box's label, it releases the image (`occtl release add -image`) and
+//     declares the box (`occtl declare 52:54:00:de:00:01 -role vdi -school demo-school -serial
+//     SN-DEMO-0001`), occtl running in the lab's namespace with the admin bundle.
+//  6. The box boots by PXE: SeaBIOS and the iPXE ROM of an e1000 NIC with the declared MAC, the declared
+//     serial in its SMBIOS, a software TPM 2.0 (swtpm) on the manufactured state, a blank 64 MiB qcow2
+//     disk. Its enrolment answer names the cluster API and CA, and its firmware starts `noded attest`.
+//  7. When the box is ready the demo prints its address, id and role, waits up to 2 minutes for the
+//     cluster's verdict on its attestation ("onecloud: attestation accepted" on its console), checks that
+//     the cluster has it Ready in its role, and prints `occtl nodes` and `occtl machines`. While the demo
+//     runs, occtl works from another terminal too, in the lab's namespace, as the demo says: `nsenter
+//     --net=/run/netns/LAB env OCCTL_SERVER=https://10.77.0.1:9443 OCCTL_DIR=out/demo/server-state/admin-admin
+//     out/demo/occtl nodes` (or `ip netns exec LAB ...` outside a chroot).
 //
 // When stdin is a terminal it is put in raw mode and what is typed goes to the box's console, as with
 // telnet; Ctrl-] leaves. Leaving (Ctrl-], SIGINT, SIGTERM, a terminal that hangs up, or the box powering
 // off by itself) restores the terminal, switches the box off, removes the lab (namespace, bridge, tap,
-// bootstrapd, swtpm, QEMU) and ends with a one-line summary. A ready box gets the ACPI power button and
-// 20 s to power off in order before its power is cut (a second Ctrl-C cuts it at once); a box that is
-// not ready yet has its power cut at once, since its disk and TPM are scratch anyway. The box's serial
-// output is kept in box.serial.log in the -logs folder, to scroll back through.
+// noded, swtpm, QEMU) and ends with a one-line summary. A ready box gets the ACPI power button and 20 s to
+// power off in order before its power is cut (a second Ctrl-C cuts it at once); a box that is not ready yet
+// has its power cut at once, since its disk and TPM are scratch anyway. The box's serial output is kept in
+// box.serial.log in the -logs folder, to scroll back through.
 //
 // When stdin is not a terminal (CI, a pipe) it is left alone: the demo runs until the box is ready, says
 // so, and keeps the box running until SIGINT or SIGTERM. With -until-ready it stops as soon as the box is
-// ready and the inbox has been shown, which is how the demo itself is tested, also on a fresh machine.
+// ready and attested and the cluster's tables have been shown, which is how the demo itself is tested,
+// also on a fresh machine.
 //
 // Usage, as root (`make demo` builds the image first):
 //
 //	go run ./qemu-tests/cmd/demo [-image out/image] [-until-ready] [-timeout 5m] [-logs out/demo]
 //
-// The exit status is 0 when the demo did what it should, 1 when bootstrapd could not be built or started,
-// the box failed to become ready in its role, did not power off in order, or the lab could not be
-// removed, and 2 for bad arguments.
+// The exit status is 0 when the demo did what it should; 1 when a program could not be built, the cluster
+// could not be made or started, the technician's occtl steps failed, the box failed to become ready in its
+// role or (with -until-ready) to be attested and Ready in the cluster, did not power off in order, or the
+// lab could not be removed; and 2 for bad arguments.
 package main
 
 import (
