@@ -20,7 +20,7 @@ UNIT_PKGS = $$(go list ./... | grep -v /qemu-tests)
 
 all: image
 
-## make demo: build the image, start bootstrapd on a lab network and PXE-boot a terminal from it in QEMU, its serial console on this terminal.
+## make demo: build the image, start a server node (noded server: the cluster of one and the boot server) on a lab network, PXE-boot a terminal from it in QEMU that attests with its TPM and shows Ready in occtl nodes, its serial console on this terminal.
 ## DEMO_FLAGS=-until-ready stops once the box is ready (a check without a terminal).
 demo: deps image
 	go run ./qemu-tests/cmd/demo -image $(IMAGE) $(DEMO_FLAGS)

@@ -80,9 +80,9 @@ import (
 )
 
 const (
-	// labCIDR is bootstrapd's address on the box's network, the lab bridge: it hands out .100 to .199.
+	// labCIDR is the server node's address on the box's network, the lab bridge: it hands out .100 to .199.
 	labCIDR = "10.77.0.1/24"
-	// cmdline is what bootstrapd adds to the box's kernel command line: the kernel's and the firmware's
+	// cmdline is what the boot server adds to the box's kernel command line: the kernel's and the firmware's
 	// console on the serial port, which is this terminal.
 	cmdline = "console=ttyS0,115200"
 	// readyPattern is the firmware's line for "has an address and noded answers".
@@ -101,6 +101,11 @@ const (
 	// factsWait bounds the wait, once the box is ready, for its console to show its approval and role:
 	// the firmware prints them and the ready line in either order, normally within a second.
 	factsWait = 30 * time.Second
+	// attestWait bounds the wait, once the box is approved in its role, for the cluster's verdict on its
+	// attestation: its firmware starts noded attest after enrolment, and a quote under TCG takes seconds.
+	attestWait = 2 * time.Minute
+	// consolePoll is how often the box's console is read for its facts.
+	consolePoll = 250 * time.Millisecond
 	// serialLogName is the file, in the -logs folder, that keeps the box's serial output.
 	serialLogName = "box.serial.log"
 )
@@ -127,15 +132,15 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		return 1
 	}
-	bs := newBootServer(opts.logDir)
-	if err := preflight(opts, bs); err != nil {
+	node := newServerNode(opts.logDir)
+	if err := preflight(opts, node); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: cannot start:\n%v\n", err)
 		return 1
 	}
 
 	// SIGINT, SIGTERM and SIGHUP (the terminal hung up) end the demo in order; by default they would kill
 	// it and leave the lab behind. In raw mode Ctrl-C is a key for the box, not a signal; and QEMU, swtpm
-	// and bootstrapd run in process groups of their own, so a Ctrl-C reaches only the demo.
+	// and noded run in process groups of their own, so a Ctrl-C reaches only the demo.
 	ctx, stopSignals := signal.NotifyContext(context.Background(), leaveSignals()...)
 	defer stopSignals()
 	// A write to a closed pipe on stdout (`make demo | head`) would kill the demo just as outright; with
@@ -144,7 +149,7 @@ func run(args []string) int {
 
 	scr := newScreen(os.Stdout, os.Stderr)
 	keyboard := !opts.untilReady && term.IsTerminal(int(os.Stdin.Fd()))
-	printBanner(scr, opts, keyboard, bs)
+	printBanner(scr, opts, keyboard)
 
 	serialPath := filepath.Join(opts.logDir, serialLogName)
 	serialLog, err := createFile(serialPath)
@@ -155,42 +160,50 @@ func run(args []string) int {
 	// Closed last: QEMU, whose output goes there, is gone once the session is closed.
 	defer serialLog.Close()
 
-	scr.say("building bootstrapd (go build -o %s %s) and publishing the image into its state folder", bs.bin, bootstrapPkg)
-	version, err := bs.prepare(ctx, opts.image)
+	scr.say("building noded, occtl and bootstrapd into %s, making a new cluster (noded init -name %s -addr %s) and", opts.logDir, nodeName, nodeAddr())
+	scr.say("publishing the image to its boot server (bootstrapd publish -state %s)", node.bootState)
+	version, err := node.prepare(ctx, opts.image)
 	switch {
 	case ctx.Err() != nil:
-		scr.say("%s while bootstrapd was being prepared; there is no lab to remove yet", context.Cause(ctx))
+		scr.say("%s while the server node was being prepared; there is no lab to remove yet", context.Cause(ctx))
 		return 1
 	case err != nil:
-		scr.warn("demo: cannot prepare bootstrapd: %v", err)
+		scr.warn("demo: cannot prepare the server node: %v", err)
 		return 1
 	}
-	scr.say("published %s as version %s; starting bootstrapd in the lab, then the box", opts.image, version)
+	scr.say("published %s as version %s; manufacturing the box's TPM, then starting noded server in the lab", opts.image, version)
 
 	s := harness.NewSession(ctx, "demo", scr.diagnostics())
 	defer s.Close() // for a panic; the normal path closes it explicitly, in order, below
+	node.manufactureTPM(s)
 	lab := harness.NewLab(s)
 	lan := lab.Bridge(s, bridgeName, labCIDR)
-	bs.start(s, lab)
+	node.start(s, lab)
+	scr.say("noded server %s serves the cluster API at %s and network boot on %s; its log: %s", nodeName, apiURL(), bridgeName, node.d.LogPath())
+	for _, st := range technicianSteps(opts.image) {
+		scr.say("the technician %s: occtl %s", st.what, strings.Join(st.args, " "))
+		out, err := node.occtl(ctx, st.args...)
+		if err != nil {
+			s.Fatalf("demo: the technician's step failed: %v", err) // removes the lab, exits 1
+		}
+		scr.sayLines(out)
+	}
+	scr.say("run occtl from another terminal while the demo runs, as root: %s", node.occtlLine(lab.Name(), "machines"))
 	box := harness.Start(s, harness.Config{
 		Name: "box",
-		// SeaBIOS boots the NIC's iPXE ROM, which gets everything else from bootstrapd.
+		// SeaBIOS boots the NIC's iPXE ROM, which gets everything else from the server node.
 		Boot:      harness.BootPXE,
-		NICs:      []harness.NIC{{Bridge: lan, Model: "e1000"}},
-		TPM:       &harness.TPM{},
+		NICs:      []harness.NIC{{Bridge: lan, Model: "e1000", MAC: boxMAC}},
+		TPM:       &harness.TPM{StateDir: node.boxTPM},
 		Disks:     []harness.Disk{{SizeMB: 64}},
 		StopGrace: stopGrace,
-		// SeaBIOS and iPXE write to the VGA screen, which nobody sees here. Told that the machine has no
-		// graphics, SeaBIOS copies that text to the serial port too (its "sercon"), so the console shows
-		// iPXE fetching the script, kernel and initramfs from bootstrapd. QEMU merges this with the
-		// harness's own -machine.
-		ExtraArgs: []string{"-machine", "graphics=off"},
+		ExtraArgs: boxQEMUArgs(),
 		// The screen writer never fails, so the log always gets its copy too.
 		SerialOut: io.MultiWriter(scr.guest(), serialLog),
 	})
 	harnessLogs := filepath.Dir(box.Console.LogPath())
 
-	d := &demo{opts: opts, scr: scr, lab: lab, boot: bs, box: box}
+	d := &demo{opts: opts, scr: scr, lab: lab, node: node, box: box}
 
 	// typing bounds the sends of forwarded keys: it ends when the demo leaves.
 	typing, stopTyping := context.WithCancel(ctx)
@@ -214,7 +227,7 @@ func run(args []string) int {
 	stopTyping()
 	restore()
 	if end.err != nil {
-		// Errorf marks the session failed, which keeps the harness's logs (QEMU, swtpm, bootstrapd).
+		// Errorf marks the session failed, which keeps the harness's logs (QEMU, swtpm, noded).
 		s.Errorf("demo: %v", end.err)
 	}
 
@@ -234,7 +247,7 @@ func run(args []string) int {
 	}
 	parts = append(parts, "serial log kept in "+serialPath)
 	if s.Failed() {
-		parts = append(parts, "the harness's logs (QEMU, swtpm, bootstrapd) are kept in "+harnessLogs)
+		parts = append(parts, "the harness's logs (QEMU, swtpm, noded) are kept in "+harnessLogs)
 	}
 	scr.say("%s", strings.Join(parts, "; "))
 	if end.err != nil || powerOff.failed || s.Failed() {
@@ -244,7 +257,8 @@ func run(args []string) int {
 }
 
 // ending is why the demo stops: why says it in a few words for the operator; err is set when the demo
-// did not do what it should (the box never got ready); ready tells whether the box got ready.
+// did not do what it should (the box never got ready, or was not attested); ready tells whether the box
+// got ready.
 type ending struct {
 	why   string
 	err   error
@@ -256,19 +270,31 @@ type demo struct {
 	opts     options
 	scr      *screen
 	lab      *harness.Lab
-	boot     *bootServer
+	node     *serverNode
 	box      *harness.VM
 	keyboard bool // the terminal is raw: typed keys reach the box, and Ctrl-] leaves
 }
 
 // waitForEnd waits for the box to be ready and announces it, then for the operator to leave (or, with
-// -until-ready, stops at once). It returns when the demo should stop; keys says when typing ended.
+// -until-ready, stops once the announcement is done). It returns when the demo should stop; keys says when
+// typing ended.
 func (d *demo) waitForEnd(ctx context.Context, keys <-chan error) ending {
 	opts, box := d.opts, d.box
 	ready := make(chan error, 1)
 	go func() {
 		_, err := box.Console.Expect(ctx, readyPattern, opts.timeout)
 		ready <- err
+	}()
+	// The announcement runs beside this loop, so that Ctrl-] and the signals still end the demo while it
+	// waits for the box's attestation; shown carries its result, and is nil when it is not running. It is
+	// stopped and waited for on the way out, so that its lines come before the summary.
+	var shown chan error
+	announce, stopAnnounce := context.WithCancel(ctx)
+	defer func() {
+		stopAnnounce()
+		if shown != nil {
+			<-shown
+		}
 	}()
 	// notReady turns a failed wait for the ready line into an ending. The console was on the screen all
 	// along, so the copy of its last lines in Expect's error is left out.
@@ -278,10 +304,13 @@ func (d *demo) waitForEnd(ctx context.Context, keys <-chan error) ending {
 		}
 		return ending{why: "the box is off", err: fmt.Errorf("the box powered off (QEMU exited) before it printed %q; its console is above", "onecloud: ready")}
 	}
-	interrupted := func(isReady bool) ending {
-		e := ending{why: context.Cause(ctx).Error(), ready: isReady} // "interrupt signal received"
-		if opts.untilReady && !isReady {
+	interrupted := func() ending {
+		e := ending{why: context.Cause(ctx).Error(), ready: ready == nil} // "interrupt signal received"
+		switch {
+		case opts.untilReady && ready != nil:
 			e.err = errors.New("interrupted before the box was ready")
+		case opts.untilReady && shown != nil:
+			e.err = errors.New("interrupted before the box's attestation was shown")
 		}
 		return e
 	}
@@ -290,19 +319,24 @@ func (d *demo) waitForEnd(ctx context.Context, keys <-chan error) ending {
 		case err := <-ready:
 			switch {
 			case ctx.Err() != nil:
-				return interrupted(false)
+				return interrupted()
 			case err != nil:
 				return notReady(err)
 			}
 			ready = nil // from now on the box is ready, and a nil channel never fires
-			shown := d.announceReady(ctx)
+			shown = make(chan error, 1)
+			go func() { shown <- d.announceReady(announce) }()
+		case err := <-shown:
 			if ctx.Err() != nil {
-				return interrupted(true)
+				e := interrupted()
+				shown = nil
+				return e
 			}
+			shown = nil
 			if opts.untilReady {
-				// A box that is ready but not approved in its role, or an inbox that cannot be listed,
-				// is not what the demo is there to show.
-				return ending{why: "the box is ready (-until-ready)", err: shown, ready: true}
+				// A box that is ready but not approved in its role or not attested, or a cluster that
+				// cannot be asked, is not what the demo is there to show.
+				return ending{why: "the box is ready (-until-ready)", err: err, ready: true}
 			}
 		case err := <-keys:
 			if err == nil {
@@ -310,7 +344,7 @@ func (d *demo) waitForEnd(ctx context.Context, keys <-chan error) ending {
 			}
 			return ending{why: fmt.Sprintf("the terminal went away (%v)", err), ready: ready == nil}
 		case <-ctx.Done():
-			return interrupted(ready == nil)
+			return interrupted()
 		case <-d.scr.lost:
 			return ending{why: "the output went away (the terminal or pipe closed)", ready: ready == nil}
 		case <-box.Done():
@@ -322,10 +356,12 @@ func (d *demo) waitForEnd(ctx context.Context, keys <-chan error) ending {
 	}
 }
 
-// announceReady prints, on the host side, what the box's console says about it (address, id, role),
-// the inbox as `bootstrapd machines list` shows it, and how to try the CLI and leave. It returns an error
-// when the console does not show the box approved in its role within factsWait, or the inbox cannot be
-// listed; either is said on the screen too.
+// announceReady prints, on the host side, what the box's console says about it (address, id, role), then
+// waits for the cluster's verdict on its attestation, checks that the cluster has it Ready in its role,
+// prints `occtl nodes` and `occtl machines`, and says how to run occtl and leave. It returns an error when
+// the console does not show the box approved in its role within factsWait, nor its attestation accepted
+// within attestWait, or the cluster does not have it Ready, or cannot be asked; each is said on the screen
+// too.
 func (d *demo) announceReady(ctx context.Context) error {
 	facts, err := d.waitForFacts(ctx)
 	if err != nil {
@@ -336,23 +372,43 @@ func (d *demo) announceReady(ctx context.Context) error {
 		if installed("ping") {
 			d.scr.say("reach it from another terminal: ip netns exec %s ping %s", d.lab.Name(), facts.addr)
 		}
+		d.scr.say("waiting up to %s for the cluster's verdict on its attestation (its firmware runs noded attest against %s)", attestWait, apiURL())
+		if facts, err = d.waitForAttestation(ctx); err != nil {
+			d.scr.say("the box is not attested: %v", err)
+		} else {
+			d.scr.say("the cluster accepted the box's attestation: its TPM proved what it runs (%s)", facts.attestation)
+		}
 	}
-	inbox, lerr := d.boot.inbox(ctx)
-	if lerr != nil {
-		d.scr.say("the inbox cannot be listed: %v", lerr)
+	if ctx.Err() != nil {
+		return ctx.Err() // the demo is leaving: no tables
+	}
+	id := facts.id
+	if id == "" {
+		id = machineID(boxMAC)
+	}
+	var verdict error
+	if out, lerr := d.node.occtl(ctx, "nodes", "-json"); lerr != nil {
+		verdict = lerr
 	} else {
-		d.scr.say("the inbox, as `bootstrapd machines list` shows it:")
-		for _, line := range strings.Split(strings.TrimRight(inbox, "\n"), "\n") {
-			d.scr.say("  %s", line)
-		}
+		verdict = nodeVerdict([]byte(out), id)
 	}
-	if !d.opts.untilReady {
-		id := facts.id
-		if id == "" {
-			id = "ID"
+	if verdict != nil && err == nil {
+		d.scr.say("the cluster does not show the box Ready: %v", verdict)
+	}
+	errs := []error{err, verdict}
+	for _, args := range [][]string{{"nodes"}, {"machines"}} {
+		table, lerr := d.node.occtl(ctx, args...)
+		if lerr != nil {
+			d.scr.say("the cluster cannot be asked: %v", lerr)
+			errs = append(errs, lerr)
+			continue
 		}
-		d.scr.say("try the CLI in another terminal, as root: %s", d.boot.cli("show", id))
-		d.scr.say("(or assign, reject, forget; `%s machines help` says how); bootstrapd's log: %s", d.boot.bin, d.boot.d.LogPath())
+		d.scr.say("the cluster, as `occtl %s` shows it:", strings.Join(args, " "))
+		d.scr.sayLines(table)
+	}
+	d.scr.say("run occtl from another terminal while the demo runs, as root: %s", d.node.occtlLine(d.lab.Name(), "nodes"))
+	if !d.opts.untilReady {
+		d.scr.say("(or machines, machines show %s, approve, reject, release list: `%s help` says how); noded's log: %s", id, d.node.occtlBin, d.node.d.LogPath())
 	}
 	switch {
 	case d.opts.untilReady:
@@ -361,30 +417,70 @@ func (d *demo) announceReady(ctx context.Context) error {
 	default:
 		d.scr.say("the box keeps running; stop the demo with Ctrl-C or SIGTERM (the box is then powered off and the lab removed)")
 	}
-	return errors.Join(err, lerr)
+	return errors.Join(errs...)
+}
+
+// errBoxOff is watchConsole's error when QEMU has exited.
+var errBoxOff = errors.New("the box powered off")
+
+// watchConsole reads the box's console every consolePoll, for up to within, until settled says the facts
+// are what is awaited (true) or never will be (an error). On time out it returns context.DeadlineExceeded,
+// when the box powers off errBoxOff, and the latest facts with either.
+func (d *demo) watchConsole(ctx context.Context, within time.Duration, settled func(boxFacts) (bool, error)) (boxFacts, error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	tick := time.NewTicker(consolePoll)
+	defer tick.Stop()
+	for {
+		f := parseBoxFacts(d.box.Console.Output())
+		if ok, err := settled(f); ok || err != nil {
+			return f, err
+		}
+		select {
+		case <-ctx.Done():
+			return f, ctx.Err()
+		case <-d.box.Done():
+			return f, errBoxOff
+		case <-tick.C:
+		}
+	}
 }
 
 // waitForFacts waits up to factsWait for the box's console to show its address, and its approval and
 // role, which the firmware prints before or after the ready line.
 func (d *demo) waitForFacts(ctx context.Context) (boxFacts, error) {
-	ctx, cancel := context.WithTimeout(ctx, factsWait)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		f := parseBoxFacts(d.box.Console.Output())
-		if f.complete() {
-			return f, nil
-		}
-		select {
-		case <-ctx.Done():
-			return f, fmt.Errorf("its console has not shown %s within %s of it (the rule %q should approve MACs %s* as role %s)",
-				f.missing(), factsWait, ruleName, ruleMACs, demoRole)
-		case <-d.box.Done():
-			return f, fmt.Errorf("it powered off before its console showed %s", f.missing())
-		case <-tick.C:
-		}
+	f, err := d.watchConsole(ctx, factsWait, func(f boxFacts) (bool, error) { return f.complete(), nil })
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return f, fmt.Errorf("its console has not shown %s within %s of it (it was declared as role %s: is it in `occtl machines`?)",
+			f.missing(), factsWait, demoRole)
+	case errors.Is(err, errBoxOff):
+		return f, fmt.Errorf("it powered off before its console showed %s", f.missing())
 	}
+	return f, err
+}
+
+// waitForAttestation waits up to attestWait for the box's console to show the cluster's verdict on its
+// attestation: nil when accepted, an error with the reason when refused (the firmware asks again only
+// minutes later), or when nothing came.
+func (d *demo) waitForAttestation(ctx context.Context) (boxFacts, error) {
+	f, err := d.watchConsole(ctx, attestWait, func(f boxFacts) (bool, error) {
+		if f.refused() {
+			return false, fmt.Errorf("the cluster refused it: %s (`occtl machines show %s` says more)", f.attestation, f.id)
+		}
+		return f.attested(), nil
+	})
+	last := ""
+	if f.attestation != "" {
+		last = fmt.Sprintf("; its last word: %q", "onecloud: attestation "+f.attestation)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return f, fmt.Errorf("its console has not shown %q within %s%s", "onecloud: attestation accepted", attestWait, last)
+	case errors.Is(err, errBoxOff):
+		return f, fmt.Errorf("it powered off before its attestation was accepted%s", last)
+	}
+	return f, err
 }
 
 // powerOff is how the box went off: summary for the operator, failed if not in order.
@@ -437,23 +533,33 @@ func stopBox(scr *screen, box *harness.VM, end ending) powerOff {
 }
 
 // printBanner says what is about to happen, before the box's console takes over the terminal.
-func printBanner(scr *screen, opts options, keyboard bool, bs *bootServer) {
-	scr.say("the zero-touch path: a bootstrap server (bootstrapd) and one blank terminal that boots from it over the")
-	scr.say("network, in QEMU (software emulation: about 60 to 80 s from power-on to ready)")
-	scr.say("  server: bootstrapd in full mode on lab bridge %s %s: DHCP (pool .100-.199), TFTP, HTTP; rule %q", bridgeName, labCIDR, ruleName)
-	scr.say("          approves MACs %s* as role %s, school %s; it serves the image %s", ruleMACs, demoRole, demoSchool, opts.image)
-	scr.say("  box:    SeaBIOS + the iPXE ROM of an e1000 NIC, software TPM 2.0 (swtpm), blank 64 MiB qcow2 disk;")
-	scr.say("          watch iPXE fetch the script, kernel and initramfs from bootstrapd, then our firmware enrol")
-	scr.say("  try the CLI in another terminal while the demo runs (as root):")
-	scr.say("          %s", bs.cli("list"))
+func printBanner(scr *screen, opts options, keyboard bool) {
+	scr.say("the zero-touch path on the cluster: a server node (noded server), the cluster of one, which also serves")
+	scr.say("network boot, and one blank terminal that boots from it over the network and attests with its TPM, in QEMU")
+	scr.say("(software emulation: about 60 to 80 s from power-on to ready, then its attestation)")
+	scr.say("  server: noded server %s on lab bridge %s %s: the cluster API on port %d, DHCP (pool .100-.199), TFTP, HTTP;", nodeName, bridgeName, labCIDR, apiPort)
+	scr.say("          it serves the image %s, which the technician releases (occtl release add -image)", opts.image)
+	scr.say("  box:    declared from its label (occtl declare): MAC %s, serial %s, role %s, school %s;", boxMAC, boxSerial, demoRole, demoSchool)
+	scr.say("          SeaBIOS + the iPXE ROM of an e1000 NIC, software TPM 2.0 (swtpm) with an EK certificate from a")
+	scr.say("          test manufacturer CA, blank 64 MiB qcow2 disk; watch iPXE fetch the script, kernel and initramfs,")
+	scr.say("          then our firmware enrol, and attest to the cluster (\"onecloud: attestation accepted\")")
 	switch {
 	case opts.untilReady:
-		scr.say("-until-ready: the box is powered off and the lab removed once it is ready (or after %s)", opts.timeout)
+		scr.say("-until-ready: the box is powered off and the lab removed once it is ready and attested (or after %s)", opts.timeout)
 	case keyboard:
 		scr.say("the box's serial console is this terminal and what you type goes to it; leave with Ctrl-]")
 	default:
 		scr.say("stdin is not a terminal, so the console is shown but not typed into; stop with Ctrl-C or SIGTERM")
 	}
+}
+
+// boxQEMUArgs are the box's own QEMU arguments. SeaBIOS and iPXE write to the VGA screen, which nobody sees
+// here; told that the machine has no graphics, SeaBIOS copies that text to the serial port too (its
+// "sercon"), so the console shows iPXE fetching the script, kernel and initramfs from the server node (QEMU
+// merges this -machine with the harness's own). The board's serial number, in SMBIOS, is the one on the
+// box's label that the technician declared: the firmware reads it and attests with it.
+func boxQEMUArgs() []string {
+	return []string{"-machine", "graphics=off", "-smbios", "type=1,serial=" + boxSerial}
 }
 
 // options are the demo's command-line flags.
@@ -508,33 +614,37 @@ type tool struct{ name, pkg string }
 // need is a file the demo uses and the Debian package that has it.
 type need struct{ path, pkg string }
 
-// preflight checks, before anything is made, what the demo needs and what the harness or bootstrapd
-// would otherwise report one at a time: root, the built image, Go, the Debian packages, a socket path
-// short enough. The error lists every problem with what to run.
-func preflight(o options, bs *bootServer) error {
+// preflight checks, before anything is made, what the demo needs and what the harness, noded or swtpm
+// would otherwise report one at a time: root, the built image and its release file, Go, the Debian
+// packages, a -logs folder that swtpm can use and a socket path short enough. The error lists every
+// problem with what to run.
+func preflight(o options, node *serverNode) error {
 	var problems []string
 	if os.Geteuid() != 0 {
 		problems = append(problems, "the demo needs root, to make the box's lab network (a network namespace, a bridge and a tap) and serve DHCP on it: run `sudo make demo`")
 	}
-	for _, f := range []string{"vmlinuz", "initramfs.cpio.gz"} {
+	// release.json is what `occtl release add -image` releases; image-builder writes it beside the image.
+	for _, f := range []string{"vmlinuz", "initramfs.cpio.gz", "release.json"} {
 		if p := filepath.Join(o.image, f); !isFile(p) {
 			problems = append(problems, fmt.Sprintf("no built image: %s is missing: run `make image` (or `make demo`, which builds it first)", p))
 			break
 		}
 	}
 	if !installed("go") {
-		problems = append(problems, "go is not on the PATH: the demo builds bootstrapd with it; run `make demo`, which puts /usr/local/go/bin on the PATH")
+		problems = append(problems, "go is not on the PATH: the demo builds noded, occtl and bootstrapd with it; run `make demo`, which puts /usr/local/go/bin on the PATH")
 	}
 	var missing []string
 	for _, t := range []tool{
 		{"qemu-system-x86_64", "qemu-system-x86"}, {"qemu-img", "qemu-utils"}, {"swtpm", "swtpm"},
+		// swtpm_setup and swtpm_localca manufacture the box's TPM with an EK certificate.
+		{"swtpm_setup", "swtpm-tools"}, {"swtpm_localca", "swtpm-tools"},
 		{"ip", "iproute2"}, {"nsenter", "util-linux"},
 	} {
 		if !installed(t.name) {
 			missing = append(missing, t.pkg)
 		}
 	}
-	// bootstrapd serves iPXE's binaries (Debian's ipxe); the box's NIC boots QEMU's iPXE ROM (ipxe-qemu).
+	// The boot server serves iPXE's binaries (Debian's ipxe); the box's NIC boots QEMU's iPXE ROM (ipxe-qemu).
 	for _, n := range []need{{"/usr/lib/ipxe/undionly.kpxe", "ipxe"}, {"/usr/lib/ipxe/qemu/pxe-e1000.rom", "ipxe-qemu"}} {
 		if !isFile(n.path) {
 			missing = append(missing, n.pkg)
@@ -544,9 +654,13 @@ func preflight(o options, bs *bootServer) error {
 		problems = append(problems, fmt.Sprintf("Debian packages missing: %s: run `make demo`, which installs them (or `apt-get install %s`)",
 			strings.Join(missing, ", "), strings.Join(missing, " ")))
 	}
-	if len(bs.socket) > maxSocketPath {
-		problems = append(problems, fmt.Sprintf("bootstrapd's admin socket %s would be %d bytes long, too long for a unix socket (the demo allows %d): give a shorter -logs folder",
-			bs.socket, len(bs.socket), maxSocketPath))
+	if len(node.socket) > maxSocketPath {
+		problems = append(problems, fmt.Sprintf("the boot server's admin socket %s would be %d bytes long, too long for a unix socket (the demo allows %d): give a shorter -logs folder",
+			node.socket, len(node.socket), maxSocketPath))
+	}
+	if strings.Contains(o.logDir, ",") {
+		// swtpm takes its state folder inside an option list, which has no escape for a comma.
+		problems = append(problems, fmt.Sprintf("the -logs folder %s has a comma, which swtpm cannot take in the box's TPM state folder: give another -logs folder", o.logDir))
 	}
 	if len(problems) == 0 {
 		return nil
@@ -554,8 +668,8 @@ func preflight(o options, bs *bootServer) error {
 	return errors.New("  - " + strings.Join(problems, "\n  - "))
 }
 
-// absolute makes the image and log folders absolute: bootstrapd gets them on its command line, and the
-// socket path is shown for use from another terminal.
+// absolute makes the image and log folders absolute: noded, bootstrapd and occtl get them on their command
+// lines, and the paths are shown for use from another terminal.
 func absolute(o options) (options, error) {
 	var err error
 	if o.image, err = filepath.Abs(o.image); err != nil {

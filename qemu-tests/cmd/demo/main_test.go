@@ -204,8 +204,8 @@ func TestParseArgsRejects(t *testing.T) {
 
 func TestPreflightMissingImage(t *testing.T) {
 	dir := t.TempDir()
-	bs := newBootServer(dir)
-	err := preflight(options{image: filepath.Join(dir, "image")}, bs)
+	node := newServerNode(dir)
+	err := preflight(options{image: filepath.Join(dir, "image")}, node)
 	if err == nil || !strings.Contains(err.Error(), "run `make image`") {
 		t.Errorf("preflight without an image = %v, want it to say to run `make image`", err)
 	}
@@ -222,7 +222,14 @@ func TestPreflightMissingImage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := preflight(options{image: img}, bs); err != nil && strings.Contains(err.Error(), "make image") {
+	// An image from before release files: occtl release add -image needs release.json.
+	if err := preflight(options{image: img}, node); err == nil || !strings.Contains(err.Error(), "release.json is missing") {
+		t.Errorf("preflight with an image without release.json = %v, want it to name release.json", err)
+	}
+	if err := os.WriteFile(filepath.Join(img, "release.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := preflight(options{image: img}, node); err != nil && strings.Contains(err.Error(), "make image") {
 		t.Errorf("preflight with an image still asks for one: %v", err)
 	}
 }
@@ -278,42 +285,72 @@ func TestScreenDropsSequencesNotTheLog(t *testing.T) {
 // console is what a box's serial console shows around the ready line, cut down from a real demo.
 const console = "Filename: http://10.77.0.1:8080/boot.ipxe\r\n" +
 	"onecloud: role none yet\r\n" +
-	"onecloud: enrolment pending, id oc-525400a5b77e: waiting for approval\r\n" +
+	"onecloud: enrolment pending, id oc-525400de0001: waiting for approval\r\n" +
 	" Network: connected, 10.77.0.100/24 on eth0\r\n" +
-	"   eth0     52:54:00:a5:b7:7e e1000   10.77.0.100/24 gw 10.77.0.1 dhcp 1h\r\n" +
+	"   eth0     52:54:00:de:00:01 e1000   10.77.0.100/24 gw 10.77.0.1 dhcp 1h\r\n" +
 	"onecloud: ready\r\n" +
-	"onecloud: enrolment approved, id oc-525400a5b77e\r\n" +
-	"onecloud: role vdi, school demo-school\r\n"
+	"onecloud: enrolment approved, id oc-525400de0001\r\n" +
+	"onecloud: role vdi, school demo-school\r\n" +
+	"onecloud: attesting to the cluster at https://10.77.0.1:9443 as oc-525400de0001 (noded attest)\r\n"
+
+// The firmware's verdict lines (firmware/screen Attestation), as they follow the console above.
+const (
+	accepted   = "onecloud: attestation accepted, certificate until 2026-05-02 10:00 UTC, renewed in 16h0m0s\r\n"
+	refused    = "onecloud: attestation REFUSED by the cluster: image-not-released: sha256:ab not released; asking again in 5m0s\r\n"
+	unanswered = "onecloud: attestation cluster-unreachable: dial tcp 10.77.0.1:9443: connection refused, retrying in 30s\r\n"
+)
 
 func TestParseBoxFacts(t *testing.T) {
-	approved := boxFacts{addr: "10.77.0.100", id: "oc-525400a5b77e", state: "approved", role: "vdi, school demo-school"}
+	approved := boxFacts{addr: "10.77.0.100", id: "oc-525400de0001", state: "approved", role: "vdi, school demo-school"}
+	withVerdict := func(v string) boxFacts { f := approved; f.attestation = v; return f }
 	for _, c := range []struct {
-		name     string
-		console  string
-		want     boxFacts
-		complete bool
-		missing  string
+		name                        string
+		console                     string
+		want                        boxFacts
+		complete, attested, refused bool
+		missing                     string
 	}{
-		{"approved after ready", console, approved, true, ""},
+		{"approved after ready, no verdict yet", console, approved, true, false, false, ""},
+		{"attested", console + accepted,
+			withVerdict("accepted, certificate until 2026-05-02 10:00 UTC, renewed in 16h0m0s"), true, true, false, ""},
+		{"refused", console + refused,
+			withVerdict("REFUSED by the cluster: image-not-released: sha256:ab not released; asking again in 5m0s"), true, false, true, ""},
+		{"the cluster not answering yet", console + unanswered,
+			withVerdict("cluster-unreachable: dial tcp 10.77.0.1:9443: connection refused, retrying in 30s"), true, false, false, ""},
+		{"accepted after a refusal: the latest verdict wins", console + refused + accepted,
+			withVerdict("accepted, certificate until 2026-05-02 10:00 UTC, renewed in 16h0m0s"), true, true, false, ""},
+		{"the attesting line is no verdict", "onecloud: attesting to the cluster at https://10.77.0.1:9443 as oc-1 (noded attest)\r\n",
+			boxFacts{}, false, false, false, "its enrolment"},
+		{"a verdict mid-line is another program's", console + "noded: attestation accepted\r\n", approved, true, false, false, ""},
 		{"pending", console[:strings.Index(console, "onecloud: ready")],
-			boxFacts{addr: "10.77.0.100", id: "oc-525400a5b77e", state: "pending", role: "none yet"}, false, "its approval"},
+			boxFacts{addr: "10.77.0.100", id: "oc-525400de0001", state: "pending", role: "none yet"}, false, false, false, "its approval"},
 		{"no network line", "onecloud: enrolment approved, id oc-1 (welcome)\r\nonecloud: role tci\r\n",
-			boxFacts{id: "oc-1", state: "approved", role: "tci"}, false, "its address"},
-		{"another NIC only", " Network: connected, 10.9.0.5/24 on eth1\r\n", boxFacts{}, false, "its enrolment"},
-		{"nothing", "", boxFacts{}, false, "its role"},
+			boxFacts{id: "oc-1", state: "approved", role: "tci"}, false, false, false, "its address"},
+		{"another NIC only", " Network: connected, 10.9.0.5/24 on eth1\r\n", boxFacts{}, false, false, false, "its enrolment"},
+		{"nothing", "", boxFacts{}, false, false, false, "its role"},
 		{"a later address wins", " Network: connected, 10.77.0.100/24 on eth0\r\n Network: connected, 10.77.0.101/24 on eth0\r\n",
-			boxFacts{addr: "10.77.0.101"}, false, "its enrolment"},
+			boxFacts{addr: "10.77.0.101"}, false, false, false, "its enrolment"},
 	} {
 		got := parseBoxFacts(c.console)
 		if got != c.want {
 			t.Errorf("%s: parseBoxFacts = %+v, want %+v", c.name, got, c.want)
 		}
-		if got.complete() != c.complete {
-			t.Errorf("%s: complete() = %v, want %v", c.name, got.complete(), c.complete)
+		if got.complete() != c.complete || got.attested() != c.attested || got.refused() != c.refused {
+			t.Errorf("%s: complete, attested, refused = %v, %v, %v; want %v, %v, %v", c.name,
+				got.complete(), got.attested(), got.refused(), c.complete, c.attested, c.refused)
 		}
 		if !strings.Contains(got.missing(), c.missing) || (c.complete && got.missing() != "") {
 			t.Errorf("%s: missing() = %q, want it to name %q", c.name, got.missing(), c.missing)
 		}
+	}
+}
+
+func TestMachineID(t *testing.T) {
+	if got := machineID(boxMAC); got != "oc-525400de0001" {
+		t.Errorf("machineID(%s) = %q, want oc-525400de0001", boxMAC, got)
+	}
+	if got := machineID("52:54:00:AB:CD:EF"); got != "oc-525400abcdef" {
+		t.Errorf("machineID of upper-case hex = %q, want oc-525400abcdef", got)
 	}
 }
 
@@ -342,37 +379,129 @@ func TestBootConfig(t *testing.T) {
 	if p.Subnet.String() != "10.77.0.0/24" || p.First.String() != "10.77.0.100" || p.Last.String() != "10.77.0.199" || p.Router.String() != "10.77.0.1" {
 		t.Errorf("pool %+v: want 10.77.0.100 to .199 in 10.77.0.0/24, router 10.77.0.1", p)
 	}
-	if len(cfg.Rules) != 1 {
-		t.Fatalf("rules %+v: want one", cfg.Rules)
+	// The box is declared with occtl: a rule would approve it without the technician, and declared
+	// machines in the file are refused by noded server (its inbox is the cluster's).
+	if len(cfg.Rules) != 0 || len(cfg.Machines) != 0 {
+		t.Errorf("rules %+v, machines %+v: want none", cfg.Rules, cfg.Machines)
 	}
-	r := cfg.Rules[0]
-	if !slices.Equal(r.MACPrefixes, []string{"52:54:00"}) || r.Role != "vdi" || r.School != "demo-school" || r.Any {
-		t.Errorf("rule %+v: want MAC prefix 52:54:00 approved as vdi, school demo-school", r)
+	if strings.Contains(string(b), `"rules"`) || strings.Contains(string(b), `"machines"`) {
+		t.Errorf("the configuration names rules or machines: %s", b)
 	}
 }
 
-func TestBootServerPaths(t *testing.T) {
-	bs := newBootServer("/srv/oc/out/demo")
-	want := bootServer{
-		bin: "/srv/oc/out/demo/bootstrapd", config: "/srv/oc/out/demo/bootstrap.json",
-		state: "/srv/oc/out/demo/bootstrapd-state", socket: "/srv/oc/out/demo/bootstrapd.sock",
+func TestServerNodePaths(t *testing.T) {
+	n := newServerNode("/srv/oc/out/demo")
+	want := serverNode{
+		nodedBin: "/srv/oc/out/demo/noded", occtlBin: "/srv/oc/out/demo/occtl", bootstrapdBin: "/srv/oc/out/demo/bootstrapd",
+		state: "/srv/oc/out/demo/server-state", bootState: "/srv/oc/out/demo/server-state/bootstrap",
+		adminDir: "/srv/oc/out/demo/server-state/admin-admin",
+		config:   "/srv/oc/out/demo/bootstrap.json", socket: "/srv/oc/out/demo/bootstrap.sock",
+		ekCA: "/srv/oc/out/demo/ek-ca.pem", tpms: "/srv/oc/out/demo/tpm-factory", boxTPM: "/srv/oc/out/demo/box-tpm",
 	}
-	if *bs != want {
-		t.Errorf("newBootServer = %+v, want %+v", *bs, want)
+	if *n != want {
+		t.Errorf("newServerNode = %+v, want %+v", *n, want)
 	}
-	if got, want := bs.cli("show", "oc-1"), "/srv/oc/out/demo/bootstrapd machines show oc-1 -socket /srv/oc/out/demo/bootstrapd.sock"; got != want {
-		t.Errorf("cli = %q, want %q", got, want)
+	var built []string
+	for _, b := range n.builds() {
+		built = append(built, b.pkg+" -> "+b.bin)
+	}
+	if wantBuilt := []string{
+		"./noded/cmd/noded -> /srv/oc/out/demo/noded", "./noded/cmd/occtl -> /srv/oc/out/demo/occtl",
+		"./bootstrap/cmd/bootstrapd -> /srv/oc/out/demo/bootstrapd",
+	}; !slices.Equal(built, wantBuilt) {
+		t.Errorf("builds = %q, want %q", built, wantBuilt)
+	}
+}
+
+func TestOcctlCommandLines(t *testing.T) {
+	n := newServerNode("/srv/oc/out/demo")
+	env := []string{"OCCTL_SERVER=https://10.77.0.1:9443", "OCCTL_DIR=/srv/oc/out/demo/server-state/admin-admin"}
+	if got := n.occtlEnv(); !slices.Equal(got, env) {
+		t.Errorf("occtlEnv = %q, want %q", got, env)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nodes"}, "nsenter --net=/run/netns/ocq-1-2-ab env OCCTL_SERVER=https://10.77.0.1:9443 " +
+			"OCCTL_DIR=/srv/oc/out/demo/server-state/admin-admin /srv/oc/out/demo/occtl nodes"},
+		{[]string{"machines", "show", "oc-525400de0001"}, "nsenter --net=/run/netns/ocq-1-2-ab env OCCTL_SERVER=https://10.77.0.1:9443 " +
+			"OCCTL_DIR=/srv/oc/out/demo/server-state/admin-admin /srv/oc/out/demo/occtl machines show oc-525400de0001"},
+	} {
+		if got := n.occtlLine("ocq-1-2-ab", c.args...); got != c.want {
+			t.Errorf("occtlLine(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+
+	var steps [][]string
+	for _, st := range technicianSteps("/srv/oc/out/image") {
+		if st.what == "" {
+			t.Errorf("step %q says nothing of what it does", st.args)
+		}
+		steps = append(steps, st.args)
+	}
+	want := [][]string{
+		{"release", "add", "-image", "/srv/oc/out/image"},
+		{"declare", "52:54:00:de:00:01", "-role", "vdi", "-school", "demo-school", "-serial", "SN-DEMO-0001"},
+	}
+	if !slices.EqualFunc(steps, want, slices.Equal) {
+		t.Errorf("technicianSteps = %q, want %q", steps, want)
+	}
+}
+
+func TestBoxQEMUArgs(t *testing.T) {
+	want := []string{"-machine", "graphics=off", "-smbios", "type=1,serial=SN-DEMO-0001"}
+	if got := boxQEMUArgs(); !slices.Equal(got, want) {
+		t.Errorf("boxQEMUArgs = %q, want %q (SeaBIOS's serial console, and the declared serial in SMBIOS)", got, want)
+	}
+}
+
+func TestNodeVerdict(t *testing.T) {
+	const id = "oc-525400de0001"
+	for _, c := range []struct {
+		name, json, says string
+	}{
+		{"ready", `{"nodes":[{"name":"srv1","role":"server","state":"Ready","member":"voter"},` +
+			`{"name":"oc-525400de0001","role":"vdi","school":"demo-school","state":"Ready","member":"none"}]}`, ""},
+		{"absent", `{"nodes":[{"name":"srv1","role":"server","state":"Ready","member":"voter"}]}`, "no node oc-525400de0001"},
+		{"no nodes", `{"nodes":[]}`, "no node"},
+		{"refused", `{"nodes":[{"name":"oc-525400de0001","role":"vdi","state":"Refused","member":"none","reason":"image-not-released"}]}`,
+			"Refused, not Ready (image-not-released)"},
+		{"another role", `{"nodes":[{"name":"oc-525400de0001","role":"tci","state":"Ready","member":"none"}]}`, `role "tci"`},
+		{"not JSON", "no cluster API at https://10.77.0.1:9443", "occtl nodes -json"},
+	} {
+		err := nodeVerdict([]byte(c.json), id)
+		switch {
+		case c.says == "" && err != nil:
+			t.Errorf("%s: nodeVerdict = %v, want nil", c.name, err)
+		case c.says != "" && (err == nil || !strings.Contains(err.Error(), c.says)):
+			t.Errorf("%s: nodeVerdict = %v, want it to say %q", c.name, err, c.says)
+		}
+	}
+}
+
+func TestScreenSayLines(t *testing.T) {
+	var out bytes.Buffer
+	s := newScreen(&out, io.Discard)
+	s.sayLines("NAME   STATE\noc-1   Ready\n")
+	s.sayLines("\n") // nothing to show: no empty line
+	if want := "demo:   NAME   STATE\ndemo:   oc-1   Ready\n"; out.String() != want {
+		t.Errorf("stdout = %q, want %q", out.String(), want)
 	}
 }
 
 func TestPreflightLongSocket(t *testing.T) {
 	long := "/" + strings.Repeat("d", maxSocketPath)
-	err := preflight(options{image: t.TempDir()}, newBootServer(long))
+	err := preflight(options{image: t.TempDir(), logDir: long}, newServerNode(long))
 	if err == nil || !strings.Contains(err.Error(), "shorter -logs") {
 		t.Errorf("preflight with -logs %s = %v, want it to ask for a shorter -logs folder", long, err)
 	}
-	if err := preflight(options{image: t.TempDir()}, newBootServer("/work/out/demo")); err != nil && strings.Contains(err.Error(), "-logs") {
+	if err := preflight(options{image: t.TempDir(), logDir: "/work/out/demo"}, newServerNode("/work/out/demo")); err != nil && strings.Contains(err.Error(), "-logs") {
 		t.Errorf("preflight complains about a short -logs folder: %v", err)
+	}
+	const comma = "/tmp/demo,1"
+	if err := preflight(options{image: t.TempDir(), logDir: comma}, newServerNode(comma)); err == nil || !strings.Contains(err.Error(), "has a comma") {
+		t.Errorf("preflight with -logs %s = %v, want it to refuse the comma", comma, err)
 	}
 }
 
@@ -418,20 +547,20 @@ func TestModuleRoot(t *testing.T) {
 
 func TestPrepareRefusesWhileAnotherDemoRuns(t *testing.T) {
 	dir := t.TempDir()
-	bs := newBootServer(dir)
-	l, err := net.Listen("unix", bs.socket) // a running bootstrapd's admin socket
+	n := newServerNode(dir)
+	l, err := net.Listen("unix", n.socket) // a running server node's boot admin socket
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	state := filepath.Join(bs.state, "machines.json")
-	if err := os.MkdirAll(bs.state, 0o755); err != nil {
+	state := filepath.Join(n.state, "pki", "ca.crt")
+	if err := os.MkdirAll(filepath.Dir(state), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(state, []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = bs.prepare(t.Context(), filepath.Join(dir, "image"))
+	_, err = n.prepare(t.Context(), filepath.Join(dir, "image"))
 	if err == nil || !strings.Contains(err.Error(), "another demo is running") {
 		t.Errorf("prepare with a live socket = %v, want it to say another demo is running", err)
 	}

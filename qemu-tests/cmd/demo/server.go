@@ -63,7 +63,7 @@ type build struct{ pkg, bin string }
 // boot configuration, admin socket and the box's TPM in the -logs folder, so that a newcomer can find them
 // and run occtl against the cluster from another terminal.
 type serverNode struct {
-	noded, occtl, bootstrapd string // the built programs
+	nodedBin, occtlBin, bootstrapdBin string // the built programs
 	// state is `noded init`'s state folder; bootState the boot server's inside it, where images are
 	// published; adminDir the admin bundle that `noded init` wrote, which occtl uses.
 	state, bootState, adminDir string
@@ -81,23 +81,23 @@ type serverNode struct {
 func newServerNode(logDir string) *serverNode {
 	state := filepath.Join(logDir, "server-state")
 	return &serverNode{
-		noded:      filepath.Join(logDir, "noded"),
-		occtl:      filepath.Join(logDir, "occtl"),
-		bootstrapd: filepath.Join(logDir, "bootstrapd"),
-		state:      state,
-		bootState:  filepath.Join(state, "bootstrap"),   // noded's BootstrapState
-		adminDir:   filepath.Join(state, "admin-admin"), // `noded init`'s default admin bundle
-		config:     filepath.Join(logDir, "bootstrap.json"),
-		socket:     filepath.Join(logDir, "bootstrap.sock"),
-		ekCA:       filepath.Join(logDir, "ek-ca.pem"),
-		tpms:       filepath.Join(logDir, "tpm-factory"),
-		boxTPM:     filepath.Join(logDir, "box-tpm"),
+		nodedBin:      filepath.Join(logDir, "noded"),
+		occtlBin:      filepath.Join(logDir, "occtl"),
+		bootstrapdBin: filepath.Join(logDir, "bootstrapd"),
+		state:         state,
+		bootState:     filepath.Join(state, "bootstrap"),   // noded's BootstrapState
+		adminDir:      filepath.Join(state, "admin-admin"), // `noded init`'s default admin bundle
+		config:        filepath.Join(logDir, "bootstrap.json"),
+		socket:        filepath.Join(logDir, "bootstrap.sock"),
+		ekCA:          filepath.Join(logDir, "ek-ca.pem"),
+		tpms:          filepath.Join(logDir, "tpm-factory"),
+		boxTPM:        filepath.Join(logDir, "box-tpm"),
 	}
 }
 
 // builds are the programs the server node needs, where they are built to.
 func (n *serverNode) builds() []build {
-	return []build{{nodedPkg, n.noded}, {occtlPkg, n.occtl}, {bootstrapdPkg, n.bootstrapd}}
+	return []build{{nodedPkg, n.nodedBin}, {occtlPkg, n.occtlBin}, {bootstrapdPkg, n.bootstrapdBin}}
 }
 
 // prepare does what needs no lab: it builds noded, occtl and bootstrapd from the repository the demo runs
@@ -131,7 +131,7 @@ func (n *serverNode) prepare(ctx context.Context, image string) (string, error) 
 			return "", fmt.Errorf("empty %s of an earlier demo: %w (remove it by hand)", dir, err)
 		}
 	}
-	if _, err := runQuiet(ctx, n.noded, "init", "-state", n.state, "-name", nodeName, "-addr", nodeAddr()); err != nil {
+	if _, err := runQuiet(ctx, n.nodedBin, "init", "-state", n.state, "-name", nodeName, "-addr", nodeAddr()); err != nil {
 		return "", err
 	}
 	cfg, err := json.MarshalIndent(bootConfig(), "", "  ")
@@ -141,7 +141,7 @@ func (n *serverNode) prepare(ctx context.Context, image string) (string, error) 
 	if err := os.WriteFile(n.config, append(cfg, '\n'), 0o644); err != nil {
 		return "", fmt.Errorf("write the boot configuration: %w (is the -logs folder writable?)", err)
 	}
-	version, err := runQuiet(ctx, n.bootstrapd, "publish", "-state", n.bootState, image)
+	version, err := runQuiet(ctx, n.bootstrapdBin, "publish", "-state", n.bootState, image)
 	if err != nil {
 		return "", err
 	}
@@ -185,7 +185,7 @@ func (n *serverNode) start(t harness.T, lab *harness.Lab) {
 	n.lab = lab
 	n.d = lab.Daemon(t, harness.DaemonConfig{
 		Name: nodeName,
-		Argv: []string{n.noded, "server", "-state", n.state, "-name", nodeName, "-addr", nodeAddr(),
+		Argv: []string{n.nodedBin, "server", "-state", n.state, "-name", nodeName, "-addr", nodeAddr(),
 			"-ek-ca", n.ekCA, "-bootstrap", n.config, "-bootstrap-socket", n.socket},
 		Ready:        regexp.QuoteMeta(bootstrap.ReadyLine),
 		ReadyTimeout: nodeReadyTimeout,
@@ -203,12 +203,19 @@ func (n *serverNode) occtlEnv() []string {
 	return []string{"OCCTL_SERVER=" + apiURL(), "OCCTL_DIR=" + n.adminDir}
 }
 
+// step is one of the technician's occtl commands, and what it does in a few words.
+type step struct {
+	what string
+	args []string
+}
+
 // technicianSteps are the occtl commands a technician runs before the box first boots: release the image
-// the boot server serves (so that attestations of it are accepted), and declare the box from its label.
-func technicianSteps(image string) [][]string {
-	return [][]string{
-		{"release", "add", "-image", image},
-		{"declare", boxMAC, "-role", demoRole, "-school", demoSchool, "-serial", boxSerial},
+// the boot server serves (the cluster accepts attestations of released images only), and declare the box
+// from its label.
+func technicianSteps(image string) []step {
+	return []step{
+		{"releases the image that the boot server serves", []string{"release", "add", "-image", image}},
+		{"declares the box from its label", []string{"declare", boxMAC, "-role", demoRole, "-school", demoSchool, "-serial", boxSerial}},
 	}
 }
 
@@ -216,7 +223,7 @@ func technicianSteps(image string) [][]string {
 func (n *serverNode) occtl(ctx context.Context, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
 	defer cancel()
-	cmd := n.lab.Command(ctx, n.occtl, args...)
+	cmd := n.lab.Command(ctx, n.occtlBin, args...)
 	cmd.Env = append(os.Environ(), n.occtlEnv()...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -230,7 +237,7 @@ func (n *serverNode) occtl(ctx context.Context, args ...string) (string, error) 
 // the admin bundle.
 func (n *serverNode) occtlLine(lab string, args ...string) string {
 	argv := []string{"nsenter", "--net=" + filepath.Join("/run/netns", lab), "env"}
-	argv = append(append(append(argv, n.occtlEnv()...), n.occtl), args...)
+	argv = append(append(append(argv, n.occtlEnv()...), n.occtlBin), args...)
 	return strings.Join(argv, " ")
 }
 

@@ -196,3 +196,14 @@ func (h hostWriter) Write(p []byte) (int, error) {
 	h.s.writeHost(h.s.errs, string(p))
 	return len(p), nil
 }
+
+// sayLines prints text, the output of a command, line by line, indented under the demo's line before it.
+func (s *screen) sayLines(text string) {
+	text = strings.TrimRight(text, "\n")
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	for _, line := range strings.Split(text, "\n") {
+		s.say("  %s", line)
+	}
+}
