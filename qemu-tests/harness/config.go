@@ -62,6 +62,10 @@ type Config struct {
 	// SerialOut, if set, also gets everything the guest writes on its serial port, as it comes (os.Stdout
 	// for the demo). It must accept writes until the VM is down.
 	SerialOut io.Writer
+	// SecondSerial gives the VM a second serial port (the guest's ttyS1) on VM.Serial1, for a program
+	// that takes a whole serial line over, as the node console's menu does, while the first keeps the
+	// boot log. Its output goes to <name>.serial1.log.
+	SecondSerial bool
 	// ExtraArgs are appended to QEMU's command line.
 	ExtraArgs []string
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,7 +14,7 @@ import (
 // Console is a VM's serial port: everything the guest writes is appended to <vm>.serial.log and kept in
 // memory for Expect; Send and SendLine type into it.
 type Console struct {
-	in         *os.File // QEMU's stdin: what we type
+	in         deadlineWriter // QEMU's stdin, or the second port's socket: what we type
 	logPath    string
 	readerDone chan struct{}
 
@@ -33,9 +32,15 @@ const (
 	sendTimeout = 30 * time.Second // bounds a blocked write when ctx has no deadline
 )
 
+// deadlineWriter is where typing goes: a pipe (*os.File) or a socket (net.Conn).
+type deadlineWriter interface {
+	io.Writer
+	SetWriteDeadline(time.Time) error
+}
+
 // newConsole starts copying out (QEMU's stdout) into w (the log file, and more) and memory until EOF,
 // that is until QEMU exits, and then closes log.
-func newConsole(out io.Reader, in *os.File, w io.Writer, log io.Closer, logPath string) *Console {
+func newConsole(out io.Reader, in deadlineWriter, w io.Writer, log io.Closer, logPath string) *Console {
 	c := &Console{in: in, logPath: logPath, changed: make(chan struct{}), readerDone: make(chan struct{})}
 	go c.copy(out, w, log)
 	return c

@@ -27,10 +27,12 @@ type qemuSpec struct {
 	Config
 	Accel     string
 	QMPSocket string
-	TPMSocket string   // "" without a TPM
-	Taps      []string // one per NIC
-	Disks     []string // image paths, one per Config.Disks
-	UEFIVars  string   // BootUEFIPXE's writable variable store
+	// Serial1Socket is the unix socket QEMU listens on for the second serial port ("" for none).
+	Serial1Socket string
+	TPMSocket     string   // "" without a TPM
+	Taps          []string // one per NIC
+	Disks         []string // image paths, one per Config.Disks
+	UEFIVars      string   // BootUEFIPXE's writable variable store
 }
 
 // qemuArgs builds QEMU's arguments (without the program name).
@@ -57,6 +59,9 @@ func qemuArgs(s qemuSpec) []string {
 		// RDRAND, so the kernel's random number generator is seeded at boot, as on real hardware,
 		// instead of a guest's first getrandom() waiting for entropy on QEMU's default qemu64 CPU.
 		"-cpu", "max",
+	}
+	if s.Serial1Socket != "" {
+		args = append(args, "-chardev", "socket,id=serial1,path="+s.Serial1Socket+",server=on,wait=off", "-serial", "chardev:serial1")
 	}
 	if s.NoReboot {
 		args = append(args, "-no-reboot")

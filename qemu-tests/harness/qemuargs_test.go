@@ -95,6 +95,24 @@ func TestQEMUArgsNoNIC(t *testing.T) {
 	}
 }
 
+// The second serial port comes after the first, so that the guest sees it as ttyS1.
+func TestQEMUArgsSecondSerial(t *testing.T) {
+	t.Parallel()
+	s := specFor(t, Config{Kernel: "qemuargs_test.go", SecondSerial: true})
+	s.Serial1Socket = "/r/serial1.sock"
+	args := qemuArgs(s)
+	if !pair(args, "-chardev", "socket,id=serial1,path=/r/serial1.sock,server=on,wait=off") {
+		t.Errorf("no socket chardev for the second serial port: %q", args)
+	}
+	first, second := slices.Index(args, "chardev:serial0"), slices.Index(args, "chardev:serial1")
+	if first < 0 || second < first || args[second-1] != "-serial" {
+		t.Errorf("serial ports out of order: %q", args)
+	}
+	if args := qemuArgs(specFor(t, Config{Kernel: "qemuargs_test.go"})); slices.Contains(args, "chardev:serial1") {
+		t.Errorf("a second serial port without SecondSerial: %q", args)
+	}
+}
+
 func TestQEMUArgsPXE(t *testing.T) {
 	t.Parallel()
 	lan := &Bridge{lab: &Lab{}, name: "lan"}

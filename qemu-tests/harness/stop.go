@@ -95,6 +95,9 @@ func (vm *VM) watch(stdin, stdout *os.File) {
 	}
 	// The console's reader sees EOF now that QEMU's end of the pipe is closed.
 	<-vm.Console.readerDone
+	if vm.Serial1 != nil {
+		<-vm.Serial1.readerDone // its socket sees EOF once QEMU is gone
+	}
 	stdout.Close()
 	close(vm.down)
 }

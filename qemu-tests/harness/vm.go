@@ -2,9 +2,11 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,6 +16,8 @@ import (
 type VM struct {
 	// Console is the serial port.
 	Console *Console
+	// Serial1 is the second serial port (Config.SecondSerial), nil without one.
+	Serial1 *Console
 	// Monitor is QEMU's QMP monitor.
 	Monitor *Monitor
 
@@ -90,6 +94,9 @@ func start(t T, cfg Config) (*VM, error) {
 		return nil, err
 	}
 	spec := qemuSpec{Config: vm.cfg, Accel: accel, QMPSocket: filepath.Join(dir, "qmp.sock")}
+	if vm.cfg.SecondSerial {
+		spec.Serial1Socket = filepath.Join(dir, "serial1.sock")
+	}
 
 	for i := range vm.cfg.Disks {
 		d := &vm.cfg.Disks[i]
@@ -143,6 +150,12 @@ func start(t T, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, vm.startError(err)
 	}
+	if spec.Serial1Socket != "" {
+		// QEMU listens before it runs the guest (it starts paused), so nothing the guest writes is lost.
+		if err := vm.connectSerial1(startCtx, logs, stem, spec.Serial1Socket); err != nil {
+			return nil, vm.startError(err)
+		}
+	}
 	for i, n := range vm.cfg.NICs {
 		if n.LinkDown {
 			if err := vm.SetLink(startCtx, i, false); err != nil {
@@ -191,6 +204,34 @@ func (vm *VM) startQEMU(t T, logs *testLogs, argv []string, serialLog io.WriteCl
 	go vm.watch(inW, outR)
 	t.Cleanup(vm.teardown(t))
 	return nil
+}
+
+// connectSerial1 attaches Serial1 to the second serial port's socket.
+func (vm *VM) connectSerial1(ctx context.Context, logs *testLogs, stem, sock string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return fmt.Errorf("the second serial port's socket: %w", err)
+	}
+	path := logs.path(stem + ".serial1.log")
+	log, err := os.Create(path)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	vm.Serial1 = newConsole(conn, conn.(*net.UnixConn), log, multiCloser{log, conn}, path)
+	return nil
+}
+
+// multiCloser closes each in turn.
+type multiCloser []io.Closer
+
+func (m multiCloser) Close() error {
+	var errs []error
+	for _, c := range m {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // startError adds QEMU's stderr to an error during start, and stops QEMU.
