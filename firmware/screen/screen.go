@@ -9,14 +9,17 @@
 package screen
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/onecloud-edu/onecloud/firmware/enrol"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
 	"github.com/onecloud-edu/onecloud/hw"
+	"github.com/onecloud-edu/onecloud/internal/atomicfile"
 	"github.com/onecloud-edu/onecloud/internal/release"
 	"github.com/onecloud-edu/onecloud/noded/localapi"
 	"github.com/onecloud-edu/onecloud/noded/nodecert"
@@ -395,4 +398,30 @@ func shortCommit(c string) string {
 		return c[:12]
 	}
 	return c
+}
+
+// StatePath is where the firmware keeps the State it last drew, as JSON,
+// for the node console (a process of its own) to show.
+const StatePath = "/run/onecloud/firmware-state.json"
+
+// Save writes s to path atomically (readers see the old or the new state).
+func Save(path string, s State) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode the firmware state: %w", err)
+	}
+	return atomicfile.WriteFile(path, b, 0o644)
+}
+
+// Load reads a State that Save wrote.
+func Load(path string) (State, error) {
+	var s State
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, fmt.Errorf("the firmware state: %w", err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("the firmware state %s: %w", path, err)
+	}
+	return s, nil
 }

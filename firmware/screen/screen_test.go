@@ -281,3 +281,33 @@ func TestWrap(t *testing.T) {
 		}
 	}
 }
+
+// The node console reads back what the firmware drew.
+func TestSaveLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	want := State{Now: now, Hostname: "oc-525400123456", Inventory: qemuBox(),
+		NICs:        []netup.NIC{{Name: "eth0", MAC: "52:54:00:12:34:56", Carrier: true, Phase: netup.PhaseBound, Lease: lease("10.77.1.50/24")}},
+		Enrolment:   enrol.State{Phase: enrol.PhaseApproved, ID: "oc-525400123456", Role: "vdi", School: "s01"},
+		Attestation: &nodecert.Status{State: nodecert.Accepted, Expires: now.Add(24 * time.Hour)},
+		Notes:       []string{"a note"}}
+	if err := Save(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b strings.Builder
+	if err := Render(&a, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := Render(&b, got); err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != b.String() {
+		t.Errorf("the loaded state draws differently:\n%s\nwant\n%s", b.String(), a.String())
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Error("Load of a missing file: no error")
+	}
+}

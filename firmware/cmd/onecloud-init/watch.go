@@ -106,6 +106,9 @@ func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor
 		if err := screen.Render(b.console, st); err != nil {
 			b.log.Warn("drawing status screen", "err", err)
 		}
+		if err := screen.Save(screen.StatePath, st); err != nil {
+			b.log.Debug("the node console will not see this state", "err", err)
+		}
 		if nowReady {
 			ready = true
 			fmt.Fprintln(b.console, ReadyLine)
