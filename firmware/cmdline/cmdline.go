@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,17 @@ type Options struct {
 	Role string
 	// School is the school the box belongs to, given with its role.
 	School string
+	// Menu names the terminals the node console runs on ("tty1", "ttyS0");
+	// empty means none (onecloud.menu=off). On the screen (ttyN) it is
+	// always shown; on a serial port it opens when Enter is pressed there,
+	// and until then the port shows the boot log.
+	Menu []string
+	// Lang is the console's language until the cluster says otherwise:
+	// "zh" or "en".
+	Lang string
+	// PINHash is the console PIN's hash (pbkdf2-sha256$...) until the
+	// cluster sets one; empty means the admin menu stays closed.
+	PINHash string
 }
 
 // StaticAddr is one onecloud.ip= entry.
@@ -71,6 +83,8 @@ func Defaults() Options {
 		BackoffMax:         60 * time.Second,
 		Noded:              true,
 		LogLevel:           "info",
+		Menu:               []string{"tty1"},
+		Lang:               "zh",
 	}
 }
 
@@ -166,12 +180,39 @@ func Parse(line string) (Options, []string) {
 				continue
 			}
 			o.School = val
+		case "menu":
+			if val == "off" {
+				o.Menu = nil
+				continue
+			}
+			ttys := list(val)
+			if i := slices.IndexFunc(ttys, func(t string) bool { return !ttyRe.MatchString(t) }); i >= 0 {
+				bad(key, val, fmt.Sprintf("%q is not a terminal: want names such as tty1 or ttyS0, or off", ttys[i]))
+				continue
+			}
+			o.Menu = ttys
+		case "lang":
+			if val != "zh" && val != "en" {
+				bad(key, val, "want zh or en")
+				continue
+			}
+			o.Lang = val
+		case "pin":
+			if !strings.HasPrefix(val, "pbkdf2-sha256$") || strings.Count(val, "$") != 3 {
+				bad(key, "(not shown)", "want a PIN hash pbkdf2-sha256$ITER$SALT$HASH (never the PIN itself)")
+				continue
+			}
+			o.PINHash = val
 		default:
 			warn = append(warn, fmt.Sprintf("unknown option %s (see docs/cmdline.md)", name))
 		}
 	}
 	return o, warn
 }
+
+// ttyRe is a terminal the console may run on: a virtual terminal of the
+// screen or a serial port.
+var ttyRe = regexp.MustCompile(`^tty([1-9]|1[0-2]|S[0-9]{1,2}|USB[0-9]{1,2}|AMA[0-9])$`)
 
 // fields splits a command line like the kernel does: on spaces, except inside
 // double quotes, which are removed.

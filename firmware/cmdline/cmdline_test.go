@@ -17,6 +17,27 @@ func TestParse(t *testing.T) {
 	}{
 		{name: "empty", line: "", edit: func(*Options) {}},
 		{
+			name: "console menu",
+			line: "onecloud.menu=tty1,ttyS1 onecloud.lang=en onecloud.pin=pbkdf2-sha256$100000$c2FsdA$aGFzaA",
+			edit: func(o *Options) {
+				o.Menu, o.Lang, o.PINHash = []string{"tty1", "ttyS1"}, "en", "pbkdf2-sha256$100000$c2FsdA$aGFzaA"
+			},
+		},
+		{name: "console menu off", line: "onecloud.menu=off", edit: func(o *Options) { o.Menu = nil }},
+		{
+			name: "bad console values keep defaults and warn",
+			line: "onecloud.menu=tty1,/dev/sda onecloud.lang=fr onecloud.pin=1234",
+			edit: func(*Options) {},
+			warn: []string{`"/dev/sda" is not a terminal`, "want zh or en", "never the PIN itself"},
+		},
+		{
+			// A PIN given by mistake instead of its hash is never echoed.
+			name: "a PIN itself is not shown",
+			line: "onecloud.pin=pbkdf2-sha256-731946",
+			edit: func(*Options) {},
+			warn: []string{`onecloud.pin="(not shown)"`},
+		},
+		{
 			name: "foreign options ignored",
 			line: "console=ttyS0,115200 quiet uroot.uinitargs=\"-v\" BOOT_IMAGE=/vmlinuz",
 			edit: func(*Options) {},
