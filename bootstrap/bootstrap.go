@@ -315,6 +315,12 @@ func (s *Server) dhcpConfig(base string) dhcpd.Config {
 	return c
 }
 
+// consoleSettings is a backend that also keeps the node console's
+// settings (the cluster's does), for approved boxes.
+type consoleSettings interface {
+	Console(ctx context.Context) (*enrolapi.Console, error)
+}
+
 // inCluster answers `bootstrapd machines` when the inbox is the cluster's.
 func inCluster(w http.ResponseWriter, _ *http.Request) {
 	http.Error(w, "this bootstrap server keeps its inbox in the cluster: use `occtl machines`", http.StatusNotFound)
@@ -351,6 +357,11 @@ func (a backendAdapter) Enrol(ctx context.Context, r enrolapi.Request, from neti
 		case enrolapi.Approved:
 			c := *a.cluster
 			resp.Cluster = &c
+			if cs, ok := a.b.(consoleSettings); ok {
+				if resp.Console, err = cs.Console(ctx); err != nil {
+					return enrolapi.Response{}, err
+				}
+			}
 		case enrolapi.Pending:
 			resp.Message = fmt.Sprintf("This box (%s) waits for approval. Call your IT technician: they approve it with `occtl approve %s -role ROLE`.", m.ID, m.ID)
 		}

@@ -56,6 +56,16 @@ type Response struct {
 	// Cluster, for an approved box, is where it attests next (set when the
 	// bootstrap server runs inside a server node, which knows its cluster).
 	Cluster *Cluster `json:"cluster,omitempty"`
+	// Console, for an approved box, is its node console's settings from
+	// the cluster.
+	Console *Console `json:"console,omitempty"`
+}
+
+// Console is the node console's settings. The PIN travels only as its hash
+// (internal/pinhash), which the box checks typed PINs against.
+type Console struct {
+	PINHash string `json:"pin_hash,omitempty"`
+	Lang    string `json:"lang,omitempty"`
 }
 
 // Cluster is the cluster an approved box attests to for its node

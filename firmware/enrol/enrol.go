@@ -39,6 +39,7 @@ import (
 	"github.com/onecloud-edu/onecloud/firmware/cmdline"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
 	"github.com/onecloud-edu/onecloud/hw"
+	"github.com/onecloud-edu/onecloud/internal/pinhash"
 	"github.com/onecloud-edu/onecloud/noded/localapi"
 )
 
@@ -71,6 +72,9 @@ type State struct {
 	// Cluster is where an approved box attests next, when the boot server
 	// said (one inside a server node does).
 	Cluster *enrolapi.Cluster
+	// Console is the node console's settings from the cluster (PIN hash,
+	// language), when it set any.
+	Console *enrolapi.Console
 	// Message is the server's word for the screen: why it waits, or why it
 	// was rejected.
 	Message string
@@ -272,7 +276,7 @@ func (c *Client) approved(resp enrolapi.Response) bool {
 	c.set(func(s *State) {
 		s.Phase, s.Role, s.School, s.Message, s.LastError, s.Attempt, s.NextTry = PhaseApproved, resp.Role, resp.School, resp.Message, "", 0, time.Time{}
 		s.Rebooting = reboot && c.cfg.Reboot != nil
-		s.Cluster = resp.Cluster
+		s.Cluster, s.Console = resp.Cluster, resp.Console
 		if resp.ID != "" {
 			s.ID = resp.ID
 		}
@@ -366,7 +370,7 @@ func (c *Client) ask(ctx context.Context) (enrolapi.Response, time.Duration, err
 func check(r *enrolapi.Response) error {
 	switch r.State {
 	case enrolapi.Pending, enrolapi.Rejected:
-		r.Role, r.School, r.Cluster = "", "", nil
+		r.Role, r.School, r.Cluster, r.Console = "", "", nil, nil
 	case enrolapi.Approved:
 		if err := cmdline.CheckRole(r.Role); err != nil {
 			return fmt.Errorf("approved in role %q: %w", r.Role, err)
@@ -377,6 +381,15 @@ func check(r *enrolapi.Response) error {
 		if r.Cluster != nil {
 			if err := checkCluster(*r.Cluster); err != nil {
 				return fmt.Errorf("approved, but the cluster to attest to is unusable: %w", err)
+			}
+		}
+		if c := r.Console; c != nil {
+			// Settings the console could not use are dropped, not the approval.
+			if _, err := pinhash.Parse(c.PINHash); err != nil {
+				c.PINHash = ""
+			}
+			if c.Lang != "zh" && c.Lang != "en" {
+				c.Lang = ""
 			}
 		}
 	default:

@@ -449,6 +449,31 @@ func testCA(t *testing.T) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
+// The console settings from the cluster are kept; unusable ones are dropped
+// without losing the approval.
+func TestApprovedWithConsole(t *testing.T) {
+	const hash = "pbkdf2-sha256$100000$c2FsdHNhbHRzYWx0$" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	for _, tc := range []struct {
+		name     string
+		console  enrolapi.Console
+		wantHash string
+		wantLang string
+	}{
+		{"both", enrolapi.Console{PINHash: hash, Lang: "en"}, hash, "en"},
+		{"a PIN instead of a hash", enrolapi.Console{PINHash: "1234", Lang: "zh"}, "", "zh"},
+		{"unknown language", enrolapi.Console{PINHash: hash, Lang: "fr"}, hash, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.console
+			s := newServer(t, answer(enrolapi.Response{ID: id, State: enrolapi.Approved, Role: "vdi", Console: &c}))
+			r := run(t, Config{Server: s.URL, ID: id, Role: "vdi"}, 1)
+			if r.final.Phase != PhaseApproved || r.final.Console == nil || r.final.Console.PINHash != tc.wantHash || r.final.Console.Lang != tc.wantLang {
+				t.Fatalf("final %+v (console %+v), want approved with hash %q, lang %q", r.final, r.final.Console, tc.wantHash, tc.wantLang)
+			}
+		})
+	}
+}
+
 func TestApprovedWithCluster(t *testing.T) {
 	ca := testCA(t)
 	for _, tc := range []struct {

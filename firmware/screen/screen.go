@@ -401,7 +401,8 @@ func shortCommit(c string) string {
 }
 
 // StatePath is where the firmware keeps the State it last drew, as JSON,
-// for the node console (a process of its own) to show.
+// for the node console (a process of its own) to show. Only root reads
+// it: it holds the console PIN's hash from the cluster.
 const StatePath = "/run/onecloud/firmware-state.json"
 
 // Save writes s to path atomically (readers see the old or the new state).
@@ -410,7 +411,7 @@ func Save(path string, s State) error {
 	if err != nil {
 		return fmt.Errorf("encode the firmware state: %w", err)
 	}
-	return atomicfile.WriteFile(path, b, 0o644)
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 // Load reads a State that Save wrote.

@@ -209,6 +209,20 @@ func (c *Client) AddRelease(ctx context.Context, req ReleaseRequest) (Release, e
 	return r, err
 }
 
+// Console reads the node console's settings.
+func (c *Client) Console(ctx context.Context) (ConsoleSettings, error) {
+	var cs ConsoleSettings
+	err := c.do(ctx, http.MethodGet, Path(ConsoleRoute), nil, &cs)
+	return cs, err
+}
+
+// SetConsole replaces the node console's settings; empty fields keep theirs.
+func (c *Client) SetConsole(ctx context.Context, req ConsoleSettings) (ConsoleSettings, error) {
+	var cs ConsoleSettings
+	err := c.do(ctx, http.MethodPut, Path(SetConsoleRoute), req, &cs)
+	return cs, err
+}
+
 // Challenge sends an attestation request; a refusal is an *Refusal. With
 // Prove it makes Client a verifier for noded/attest (no certificate
 // request: see Attestation).

@@ -34,6 +34,8 @@ const (
 	ClusterStatusRoute = "GET /v1/cluster/status"         // admin: ClusterStatus
 	ReleasesRoute      = "GET /v1/releases"               // admin: ReleaseList
 	AddReleaseRoute    = "POST /v1/releases"              // admin: ReleaseRequest -> Release
+	ConsoleRoute       = "GET /v1/settings/console"       // admin: ConsoleSettings
+	SetConsoleRoute    = "PUT /v1/settings/console"       // admin: ConsoleSettings -> ConsoleSettings
 	ChallengeRoute     = "POST " + ChallengePath          // anyone: AttestRequest -> Challenge (403: Result)
 	ProofRoute         = "POST " + ProofPath              // anyone with a session: Proof -> Result
 )
@@ -177,6 +179,17 @@ type ClusterMember struct {
 	RaftTerm   uint64     `json:"raft_term"`
 	DBSize     int64      `json:"db_size"`
 	Error      string     `json:"error,omitempty"`
+}
+
+// ConsoleSettings are the node console's settings for every box, handed
+// out with the enrolment answer: the PIN that opens its admin menu (only
+// its hash, internal/pinhash: the PIN itself never reaches the cluster)
+// and its language.
+type ConsoleSettings struct {
+	PINHash string    `json:"pin_hash,omitempty"`
+	Lang    string    `json:"lang,omitempty"` // "zh" or "en"; "" leaves each box's default
+	SetBy   string    `json:"set_by,omitempty"`
+	SetAt   time.Time `json:"set_at,omitzero"`
 }
 
 // Release is an image digest the cluster accepts in attestations.

@@ -269,6 +269,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(api.ClusterStatusRoute, s.admin(s.clusterStatus))
 	mux.HandleFunc(api.ReleasesRoute, s.admin(s.listReleases))
 	mux.HandleFunc(api.AddReleaseRoute, s.admin(s.addRelease))
+	mux.HandleFunc(api.ConsoleRoute, s.admin(s.showConsole))
+	mux.HandleFunc(api.SetConsoleRoute, s.admin(s.setConsole))
 	mux.HandleFunc(api.ChallengeRoute, s.challenge)
 	mux.HandleFunc(api.ProofRoute, s.proof)
 	// Anything else still needs a certificate, so that probing for routes

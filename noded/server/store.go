@@ -27,6 +27,7 @@ const (
 	colAttestations = "attestations" // attestationRecord by serialKey
 	colReleases     = "releases"     // api.Release by hex digest
 	colAudit        = "audit"        // AuditEntry by time-ordered name
+	colSettings     = "settings"     // api.ConsoleSettings as "console"
 )
 
 // serialEntry indexes an approved machine by its serial, which the
@@ -60,6 +61,7 @@ type state struct {
 	attestations *cluster.Store[attestationRecord]
 	releases     *cluster.Store[api.Release]
 	audit        *cluster.Store[AuditEntry]
+	console      *cluster.Store[api.ConsoleSettings]
 }
 
 func newState(kv clientv3.KV) (*state, error) {
@@ -83,6 +85,9 @@ func newState(kv clientv3.KV) (*state, error) {
 		return nil, err
 	}
 	if s.audit, err = cluster.NewStore[AuditEntry](kv, colAudit); err != nil {
+		return nil, err
+	}
+	if s.console, err = cluster.NewStore[api.ConsoleSettings](kv, colSettings); err != nil {
 		return nil, err
 	}
 	return &s, nil

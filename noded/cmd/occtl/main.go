@@ -15,6 +15,7 @@
 //	release add SHA256 [-name N]                 accept an image digest in attestations
 //	release add -image DIR                       release a built image (its release.json, as the firmware measures it)
 //	release list                                 the released digests
+//	console show | set-pin [-pin-stdin] | set-lang zh|en   the node console's settings on every box
 //
 // By default the certificate, key and CA are admin.crt, admin.key and ca.crt
 // in the folder `noded init` wrote the admin bundle to ($OCCTL_DIR, else
@@ -62,6 +63,8 @@ func main() {
 // env is what run takes from its surroundings; tests set it.
 type env struct {
 	getenv func(string) string
+	// stdin is where `console set-pin -pin-stdin` reads; nil means os.Stdin.
+	stdin io.Reader
 	// now is the clock certificates are checked at; nil means time.Now.
 	now func() time.Time
 }
@@ -124,6 +127,9 @@ commands:
   release add SHA256 [-name N]                 accept an image digest in attestations
   release add -image DIR                       release a built image (image-builder's output folder)
   release list                                 the released digests
+  console show                                 the node console's settings on every box
+  console set-pin [-pin-stdin]                 set the PIN of the console's admin menu (hashed here)
+  console set-lang zh|en                       the console's language on every box
 
 ID is a machine id (oc-525400123456) or its boot MAC. Flags may follow the command.
 `
@@ -325,6 +331,8 @@ func command(ctx context.Context, args []string, o *options, out io.Writer, e en
 			fmt.Fprintf(out, "%s removed\n", pos[0])
 			return nil
 		})
+	case "console":
+		return consoleCommand(ctx, rest, o, out, e, sub)
 	case "cluster":
 		fs := sub("cluster")
 		pos, err := parse(fs, rest, 1, "one word: cluster status")

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -35,6 +36,12 @@ var (
 // exit status, output and errors.
 func occtl(t *testing.T, e *servertest.Env, args ...string) (int, string, string) {
 	t.Helper()
+	return occtlIn(t, e, nil, args...)
+}
+
+// occtlIn is occtl with stdin.
+func occtlIn(t *testing.T, e *servertest.Env, stdin io.Reader, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	env := env{getenv: func(k string) string {
 		switch k {
@@ -44,7 +51,7 @@ func occtl(t *testing.T, e *servertest.Env, args ...string) (int, string, string
 			return e.AdminDir
 		}
 		return ""
-	}, now: e.Clock.Now}
+	}, now: e.Clock.Now, stdin: stdin}
 	code := run(context.Background(), args, &out, &errOut, env)
 	return code, out.String(), errOut.String()
 }
