@@ -39,7 +39,7 @@ func (s *Server) setConsole(w http.ResponseWriter, r *http.Request, caller strin
 	}
 	if req.PINHash != "" {
 		if _, err := pinhash.Parse(req.PINHash); err != nil {
-			writeError(w, badRequest("pin_hash: "+err.Error()+" (occtl console set-pin makes one)"))
+			writeError(w, badRequest("pin_hash: %v (occtl console set-pin makes one)", err))
 			return
 		}
 	}
