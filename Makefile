@@ -11,7 +11,7 @@ TOOLS := $(ONECLOUD_CACHE)/bin
 STATICCHECK_VERSION := v0.8.2
 
 # Debian packages the build and the QEMU tests use; installed only when missing.
-DEBS := qemu-system-x86 qemu-utils swtpm swtpm-tools ovmf ipxe-qemu cpio dnsmasq-base iproute2 ca-certificates kea-admin nginx-light ipxe
+DEBS := qemu-system-x86 qemu-utils swtpm swtpm-tools ovmf ipxe-qemu cpio dnsmasq-base iproute2 ca-certificates kea-admin nginx-light ipxe unifont
 
 # Every package but the QEMU proving ground, which needs the built image.
 UNIT_PKGS = $$(go list ./... | grep -v /qemu-tests)

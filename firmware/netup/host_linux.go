@@ -140,3 +140,51 @@ func writeResolvConf(path string, ls Lease) error {
 	}
 	return atomicfile.WriteFile(path, []byte(b.String()), 0o644)
 }
+
+// AddVLAN makes the 802.1Q link name (id on parent) and sets it up. A link
+// of that name that is already the same VLAN is kept; anything else by that
+// name is an error, never replaced.
+func (k Kernel) AddVLAN(parent, name string, id int) error {
+	p, err := netlink.LinkByName(parent)
+	if err != nil {
+		return err
+	}
+	l, err := netlink.LinkByName(name)
+	if err == nil {
+		v, ok := l.(*netlink.Vlan)
+		if !ok || v.VlanId != id || v.Attrs().ParentIndex != p.Attrs().Index {
+			return fmt.Errorf("an interface %s exists already and is not VLAN %d on %s", name, id, parent)
+		}
+	} else {
+		v := &netlink.Vlan{
+			LinkAttrs:    netlink.LinkAttrs{Name: name, ParentIndex: p.Attrs().Index},
+			VlanId:       id,
+			VlanProtocol: netlink.VLAN_PROTOCOL_8021Q,
+		}
+		if err := netlink.LinkAdd(v); err != nil {
+			if errors.Is(err, unix.EOPNOTSUPP) {
+				return fmt.Errorf("add VLAN link %s: this kernel has no 802.1Q VLAN support (module 8021q): %w", name, err)
+			}
+			return fmt.Errorf("add VLAN link %s: %w", name, err)
+		}
+		l = v
+	}
+	return netlink.LinkSetUp(l)
+}
+
+// DelLink deletes a VLAN link; one already gone is not an error, and any
+// other kind of link is refused, so that a mistake cannot take a NIC away.
+func (k Kernel) DelLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	if _, ok := l.(*netlink.Vlan); !ok {
+		return fmt.Errorf("%s is a %s link, not a VLAN: not deleting it", name, l.Type())
+	}
+	return netlink.LinkDel(l)
+}

@@ -57,10 +57,63 @@ type Link struct {
 	Physical bool // backed by a device (not lo, not a bridge or tunnel)
 }
 
+// Setting is how one NIC gets its address. It starts from Config.Static
+// (DHCP otherwise) and changes while the box runs through Configure, which is
+// how the node console's network screen acts.
+type Setting struct {
+	// VLAN, 1-4094, puts the address on an 802.1Q link NIC.VLAN ("eth0.42")
+	// made on top of the NIC, for a school whose terminals sit on a tagged
+	// port; the NIC itself then carries no address. 0 leaves it untagged.
+	VLAN int
+	// Static, when set, is the address (with its Gateway and DNS) used
+	// instead of DHCP; nil asks DHCP.
+	Static *Lease
+}
+
+// MaxVLAN is the highest 802.1Q VLAN id (4095 is reserved).
+const MaxVLAN = 4094
+
+// Iface is the interface that carries the address of NIC nic.
+func (s Setting) Iface(nic string) string {
+	if s.VLAN == 0 {
+		return nic
+	}
+	return fmt.Sprintf("%s.%d", nic, s.VLAN)
+}
+
+// Check refuses a setting the kernel cannot take on NIC nic. It checks
+// shape only; whether the address suits the school's network is the
+// caller's business.
+func (s Setting) Check(nic string) error {
+	if s.VLAN < 0 || s.VLAN > MaxVLAN {
+		return fmt.Errorf("VLAN %d is out of range: use 1-%d, or 0 for none", s.VLAN, MaxVLAN)
+	}
+	// IFNAMSIZ is 16 bytes with the terminating NUL.
+	if name := s.Iface(nic); len(name) > 15 {
+		return fmt.Errorf("the VLAN interface name %q is longer than the kernel's 15 characters", name)
+	}
+	if s.Static != nil && (!s.Static.Addr.IsValid() || !s.Static.Addr.Addr().Is4()) {
+		return fmt.Errorf("static address %q is not an IPv4 ADDR/PREFIX", s.Static.Addr)
+	}
+	return nil
+}
+
+func (s Setting) clone() Setting {
+	if s.Static != nil {
+		l := *s.Static
+		s.Static = &l
+	}
+	return s
+}
+
 // NIC is one interface's published state.
 type NIC struct {
-	Name      string
-	MAC       string
+	Name string
+	MAC  string
+	// Setting is how the NIC is configured now; Iface is the interface that
+	// carries its address (Name, or the VLAN link).
+	Setting   Setting
+	Iface     string
 	Carrier   bool
 	Phase     Phase
 	Attempt   int       // failed DHCP attempts since the last success
@@ -89,6 +142,11 @@ type Host interface {
 	Apply(name string, l Lease, metric int) error
 	// Remove drops a lease's address and routes when it expired.
 	Remove(name string, l Lease) error
+	// AddVLAN makes the 802.1Q link name with the given id on top of
+	// parent, unless it is there already, and sets it up.
+	AddVLAN(parent, name string, id int) error
+	// DelLink deletes a link that AddVLAN made.
+	DelLink(name string) error
 }
 
 // Config says which NICs to handle and how.
@@ -117,9 +175,26 @@ type Manager struct {
 	cfg     Config
 	dhcp    DHCP
 	host    Host
+	changed chan struct{}
+	reqs    chan configReq // Configure's requests, served by Run
+
 	mu      sync.Mutex
 	nics    map[string]*NIC
-	changed chan struct{}
+	runs    map[string]*nicRun // the goroutine of each NIC that has one
+	running bool               // Run is serving reqs
+}
+
+// nicRun is one NIC's goroutine: cancel and wait for done to stop it.
+type nicRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	metric int // kept across Configure: the NIC's place among default routes
+}
+
+type configReq struct {
+	nic   string
+	s     Setting
+	reply chan error
 }
 
 // New returns a Manager; call Run to start it.
@@ -136,7 +211,11 @@ func New(cfg Config, dhcp DHCP, host Host) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, dhcp: dhcp, host: host, nics: map[string]*NIC{}, changed: make(chan struct{}, 1)}
+	return &Manager{
+		cfg: cfg, dhcp: dhcp, host: host,
+		changed: make(chan struct{}, 1), reqs: make(chan configReq),
+		nics: map[string]*NIC{}, runs: map[string]*nicRun{},
+	}
 }
 
 // Changed receives a value (coalesced) whenever a NIC's state changes.
@@ -149,6 +228,7 @@ func (m *Manager) NICs() []NIC {
 	out := make([]NIC, 0, len(m.nics))
 	for _, n := range m.nics {
 		c := *n
+		c.Setting = n.Setting.clone()
 		if n.Lease != nil {
 			l := *n.Lease
 			c.Lease = &l
@@ -171,10 +251,13 @@ func (m *Manager) NICs() []NIC {
 // that appear later (a driver still loading, a USB adapter plugged in) are
 // picked up too: the list is read again every Poll during the first
 // BootWindow, when drivers are still loading, and every few seconds after.
-// Run returns an error only when the NICs cannot even be listed at first.
+// Run also serves Configure. It returns an error only when the NICs cannot
+// even be listed at first.
 func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	m.setRunning(true)
+	defer m.setRunning(false)
 	started := time.Now()
 	metric := 100
 	for first := true; ; first = false {
@@ -197,10 +280,23 @@ func (m *Manager) Run(ctx context.Context) error {
 		if time.Since(started) > m.cfg.BootWindow {
 			every = 20 * m.cfg.Poll
 		}
-		if !sleep(ctx, every) {
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return nil
+		case r := <-m.reqs:
+			t.Stop()
+			r.reply <- m.reconfigure(ctx, &wg, r.nic, r.s)
+		case <-t.C:
 		}
 	}
+}
+
+func (m *Manager) setRunning(v bool) {
+	m.mu.Lock()
+	m.running = v
+	m.mu.Unlock()
 }
 
 // handle starts the goroutine of a NIC not seen before; it reports whether
@@ -209,14 +305,17 @@ func (m *Manager) handle(ctx context.Context, wg *sync.WaitGroup, l Link, metric
 	if !l.Physical {
 		return false
 	}
-	static, isStatic := m.cfg.Static[l.Name]
-	if !isStatic && len(m.cfg.Only) > 0 && !slices.Contains(m.cfg.Only, l.Name) {
+	var s Setting
+	if static, ok := m.cfg.Static[l.Name]; ok {
+		s.Static = &static
+	}
+	if s.Static == nil && len(m.cfg.Only) > 0 && !slices.Contains(m.cfg.Only, l.Name) {
 		return false
 	}
 	m.mu.Lock()
 	_, known := m.nics[l.Name]
 	if !known {
-		m.nics[l.Name] = &NIC{Name: l.Name, MAC: l.MAC, Phase: PhaseNoCarrier}
+		m.nics[l.Name] = &NIC{Name: l.Name, MAC: l.MAC, Phase: PhaseNoCarrier, Setting: s, Iface: l.Name}
 	}
 	m.mu.Unlock()
 	if known {
@@ -225,20 +324,142 @@ func (m *Manager) handle(ctx context.Context, wg *sync.WaitGroup, l Link, metric
 	m.cfg.Log.Debug("NIC found", "nic", l.Name, "mac", l.MAC)
 	if err := m.host.Up(l.Name); err != nil {
 		m.update(l.Name, func(n *NIC) { n.Phase, n.LastError = PhaseError, fmt.Sprintf("cannot bring the link up: %v", err) })
-		m.cfg.Log.Error("cannot bring NIC up", "nic", l.Name, "err", err)
+		m.cfg.Log.Error("cannot bring NIC up", "nic", l.Name, "mac", l.MAC, "err", err)
+		m.mu.Lock()
+		m.runs[l.Name] = &nicRun{metric: metric} // no goroutine; Configure tries again
+		m.mu.Unlock()
 		return true
 	}
 	m.notify()
+	m.start(ctx, wg, l.Name, s, metric, false)
+	return true
+}
+
+// start runs a NIC's goroutine for setting s; applied says that its static
+// address is set already.
+func (m *Manager) start(ctx context.Context, wg *sync.WaitGroup, name string, s Setting, metric int, applied bool) {
+	rctx, cancel := context.WithCancel(ctx)
+	run := &nicRun{cancel: cancel, done: make(chan struct{}), metric: metric}
+	m.mu.Lock()
+	m.runs[name] = run
+	m.mu.Unlock()
+	iface := s.Iface(name)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if isStatic {
-			m.runStatic(ctx, l.Name, static, metric)
+		defer close(run.done)
+		if s.Static != nil {
+			m.runStatic(rctx, name, iface, *s.Static, metric, applied)
 			return
 		}
-		m.runDHCP(ctx, l.Name, metric)
+		m.runDHCP(rctx, name, iface, metric)
 	}()
-	return true
+}
+
+// Configure changes how NIC nic gets its address, at once: its goroutine
+// stops, its address (and a VLAN link it no longer uses) goes, and the new
+// setting starts. The new setting is in force when Configure returns,
+// even with an error, unless the error is that the NIC is unknown, the
+// setting is malformed or the VLAN link cannot be made: then nothing
+// changed. A static address that the kernel refused is retried, as at boot,
+// and the NIC shows the error; DHCP goes on in the background, so its
+// outcome is in NICs, not here. Configure needs Run to be running.
+func (m *Manager) Configure(ctx context.Context, nic string, s Setting) error {
+	if err := s.Check(nic); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	running := m.running
+	m.mu.Unlock()
+	if !running {
+		return errors.New("the firmware does not manage the network on this box now (onecloud.net=off, or still starting)")
+	}
+	r := configReq{nic: nic, s: s.clone(), reply: make(chan error, 1)}
+	select {
+	case m.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.reply:
+		return err
+	case <-ctx.Done():
+		// Run finishes the change regardless; the caller reads the result
+		// from NICs.
+		return ctx.Err()
+	}
+}
+
+// reconfigure is Configure's work, in Run's goroutine so that it never
+// races with a NIC being found.
+func (m *Manager) reconfigure(ctx context.Context, wg *sync.WaitGroup, name string, s Setting) error {
+	m.mu.Lock()
+	n, ok := m.nics[name]
+	var old Setting
+	if ok {
+		old = n.Setting
+	}
+	run := m.runs[name]
+	known := make([]string, 0, len(m.nics))
+	for k := range m.nics {
+		known = append(known, k)
+	}
+	m.mu.Unlock()
+	if !ok {
+		slices.Sort(known)
+		return fmt.Errorf("no network interface %q is handled here (known: %v)", name, known)
+	}
+	if run == nil { // not expected: handle records every NIC it keeps
+		run = &nicRun{metric: 100}
+	}
+	log := m.cfg.Log.With("nic", name, "mac", n.MAC)
+	iface, oldIface := s.Iface(name), old.Iface(name)
+	if s.VLAN != 0 {
+		if err := m.host.AddVLAN(name, iface, s.VLAN); err != nil {
+			return fmt.Errorf("cannot make VLAN %d on %s (is the 8021q module loaded?): %w", s.VLAN, name, err)
+		}
+	}
+	if run.cancel != nil {
+		run.cancel()
+		<-run.done
+	} else if err := m.host.Up(name); err != nil {
+		// The link did not come up at boot; it may now.
+		log.Warn("cannot bring NIC up", "err", err)
+	}
+	metric := run.metric
+	m.mu.Lock()
+	oldLease := n.Lease // read once the old goroutine stopped changing it
+	m.mu.Unlock()
+	if oldLease != nil {
+		if err := m.host.Remove(oldIface, *oldLease); err != nil {
+			log.Warn("cannot drop the old address", "iface", oldIface, "addr", oldLease.Addr, "err", err)
+		}
+	}
+	if old.VLAN != 0 && oldIface != iface {
+		if err := m.host.DelLink(oldIface); err != nil {
+			log.Warn("cannot delete the old VLAN link", "iface", oldIface, "err", err)
+		}
+	}
+	m.update(name, func(n *NIC) {
+		n.Setting, n.Iface, n.Phase, n.Lease, n.Attempt, n.LastError, n.NextTry = s, iface, PhaseNoCarrier, nil, 0, "", time.Time{}
+	})
+	var err error
+	if s.Static != nil {
+		if err = m.host.Apply(iface, *s.Static, metric); err != nil {
+			err = fmt.Errorf("cannot set %s on %s: %w", s.Static.Addr, iface, err)
+		}
+	}
+	mode := "dhcp"
+	if s.Static != nil {
+		mode = "static " + s.Static.Addr.String()
+	}
+	if err != nil {
+		log.Error("NIC reconfigured, but its address is not set; retrying", "iface", iface, "mode", mode, "err", err)
+	} else {
+		log.Info("NIC reconfigured", "iface", iface, "mode", mode)
+	}
+	m.start(ctx, wg, name, s, metric, s.Static != nil && err == nil)
+	return err
 }
 
 func (m *Manager) update(name string, fn func(*NIC)) {
@@ -255,11 +476,16 @@ func (m *Manager) notify() {
 	}
 }
 
-func (m *Manager) runStatic(ctx context.Context, name string, l Lease, metric int) {
+// runStatic sets a static address on iface (unless applied says it is set)
+// and then keeps NIC name's carrier shown.
+func (m *Manager) runStatic(ctx context.Context, name, iface string, l Lease, metric int, applied bool) {
 	for {
-		err := m.host.Apply(name, l, metric)
+		var err error
+		if !applied {
+			err = m.host.Apply(iface, l, metric)
+		}
 		if err == nil {
-			m.cfg.Log.Info("static address set", "nic", name, "addr", l.Addr, "gateway", l.Gateway)
+			m.cfg.Log.Info("static address set", "nic", name, "iface", iface, "addr", l.Addr, "gateway", l.Gateway)
 			m.update(name, func(n *NIC) { n.Phase, n.Lease, n.BoundAt, n.LastError = PhaseStatic, &l, time.Now(), "" })
 			break
 		}
@@ -296,8 +522,13 @@ func (m *Manager) refreshCarrier(name string) bool {
 
 // runDHCP is one NIC's life: wait for carrier, acquire, renew, and start
 // over when the lease is lost.
-func (m *Manager) runDHCP(ctx context.Context, name string, metric int) {
+// The carrier is NIC name's; DHCP runs and the lease goes on iface (name,
+// or its VLAN link).
+func (m *Manager) runDHCP(ctx context.Context, name, iface string, metric int) {
 	log := m.cfg.Log.With("nic", name)
+	if iface != name {
+		log = log.With("iface", iface)
+	}
 	first := true
 	var held netip.Addr // the address of the last lease, asked for again
 	for ctx.Err() == nil {
@@ -311,11 +542,11 @@ func (m *Manager) runDHCP(ctx context.Context, name string, metric int) {
 				return
 			}
 		}
-		lease, ok := m.acquire(ctx, name, held, log)
+		lease, ok := m.acquire(ctx, name, iface, held, log)
 		if !ok {
 			continue // carrier lost or ctx done
 		}
-		if err := m.host.Apply(name, lease, metric); err != nil {
+		if err := m.host.Apply(iface, lease, metric); err != nil {
 			log.Error("cannot apply DHCP lease; asking again", "err", err)
 			m.update(name, func(n *NIC) { n.LastError = fmt.Sprintf("cannot apply lease %s: %v", lease.Addr, err) })
 			if !sleep(ctx, m.cfg.Backoff.Delay(1)) {
@@ -332,7 +563,7 @@ func (m *Manager) runDHCP(ctx context.Context, name string, metric int) {
 		m.update(name, func(n *NIC) {
 			n.Phase, n.Lease, n.BoundAt, n.Attempt, n.LastError, n.NextTry = PhaseBound, &lease, time.Now(), 0, "", time.Time{}
 		})
-		m.keep(ctx, name, lease, metric, log)
+		m.keep(ctx, name, iface, lease, metric, log)
 	}
 }
 
@@ -355,12 +586,12 @@ func (m *Manager) waitCarrier(ctx context.Context, name string) bool {
 
 // acquire retries DHCP with backoff until it gets a lease. It gives up (false)
 // when the carrier goes or ctx ends.
-func (m *Manager) acquire(ctx context.Context, name string, want netip.Addr, log *slog.Logger) (Lease, bool) {
+func (m *Manager) acquire(ctx context.Context, name, iface string, want netip.Addr, log *slog.Logger) (Lease, bool) {
 	for {
 		m.update(name, func(n *NIC) { n.Phase, n.NextTry = PhaseDiscovering, time.Time{} })
 		actx, cancel := context.WithTimeout(ctx, 2*m.cfg.AttemptTimeout)
 		log.Debug("DHCP attempt", "want", want)
-		lease, err := m.dhcp.Acquire(actx, name, want)
+		lease, err := m.dhcp.Acquire(actx, iface, want)
 		cancel()
 		if err == nil {
 			return lease, true
@@ -385,7 +616,7 @@ func (m *Manager) acquire(ctx context.Context, name string, want netip.Addr, log
 
 // keep renews the lease at T1 and retries until it expires; it returns when
 // the lease is gone (expired, or carrier lost) or ctx ends.
-func (m *Manager) keep(ctx context.Context, name string, l Lease, metric int, log *slog.Logger) {
+func (m *Manager) keep(ctx context.Context, name, iface string, l Lease, metric int, log *slog.Logger) {
 	granted := time.Now()
 	renewAt := granted.Add(l.Renew)
 	for {
@@ -398,10 +629,10 @@ func (m *Manager) keep(ctx context.Context, name string, l Lease, metric int, lo
 			return
 		}
 		actx, cancel := context.WithTimeout(ctx, 2*m.cfg.AttemptTimeout)
-		nl, err := m.dhcp.Renew(actx, name, l)
+		nl, err := m.dhcp.Renew(actx, iface, l)
 		cancel()
 		if err == nil {
-			if err := m.host.Apply(name, nl, metric); err != nil {
+			if err := m.host.Apply(iface, nl, metric); err != nil {
 				log.Error("cannot apply renewed lease", "err", err)
 			}
 			l, granted = nl, time.Now()
@@ -413,7 +644,7 @@ func (m *Manager) keep(ctx context.Context, name string, l Lease, metric int, lo
 		expiry := granted.Add(l.Duration)
 		if time.Now().After(expiry) {
 			log.Warn("lease expired; dropping the address", "addr", l.Addr)
-			if err := m.host.Remove(name, l); err != nil {
+			if err := m.host.Remove(iface, l); err != nil {
 				log.Error("cannot remove expired address", "err", err)
 			}
 			m.update(name, func(n *NIC) { n.Phase, n.Lease, n.LastError = PhaseDiscovering, nil, "lease expired" })

@@ -24,7 +24,26 @@ type fakeNet struct {
 	removed  []string
 	upErr    map[string]error
 	lease    func(nic string) Lease
-	listed   int // calls of Links
+	listed   int      // calls of Links
+	vlans    []string // "add parent name id", "del name"
+	vlanErr  error
+	applyErr map[string]error
+}
+
+func (f *fakeNet) AddVLAN(parent, name string, id int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.vlanErr != nil {
+		return f.vlanErr
+	}
+	f.vlans = append(f.vlans, fmt.Sprintf("add %s %s %d", parent, name, id))
+	return nil
+}
+func (f *fakeNet) DelLink(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.vlans = append(f.vlans, "del "+name)
+	return nil
 }
 
 func (f *fakeNet) Links() ([]Link, error) {
@@ -48,7 +67,7 @@ func (f *fakeNet) Apply(name string, l Lease, metric int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applied = append(f.applied, fmt.Sprintf("%s %s %d", name, l.Addr, metric))
-	return nil
+	return f.applyErr[name]
 }
 func (f *fakeNet) Remove(name string, l Lease) error {
 	f.mu.Lock()
@@ -101,6 +120,7 @@ func newFake() *fakeNet {
 		carrier:  map[string]bool{},
 		failures: map[string]int{},
 		upErr:    map[string]error{},
+		applyErr: map[string]error{},
 		lease:    lab("10.77.1.50/24", time.Hour),
 	}
 }

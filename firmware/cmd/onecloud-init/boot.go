@@ -46,6 +46,9 @@ type boot struct {
 	inv      hw.Inventory
 	powerOff atomic.Bool // the power button was pressed
 	reboot   atomic.Bool // approved in a new role: boot again to take it
+	// clusterAPI is the cluster API an approved enrolment named: what a
+	// network change from the console must still reach.
+	clusterAPI atomic.Pointer[string]
 
 	mu    sync.Mutex
 	notes []string // shown on the status screen; added to from several goroutines
@@ -83,6 +86,7 @@ func (b *boot) run(ctx context.Context) error {
 	b.inventory()
 	b.setHostname(b.opts.Hostname)
 	b.measureBoot(ctx) // the TPM is known now; before noded, which sends the log
+	go b.serveControl(ctx, stop, nets)
 
 	// noded starts while the NICs negotiate their links (a second or two
 	// of waiting on any NIC), which hides its own start-up.

@@ -73,6 +73,11 @@ func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor
 				}
 			})
 		}
+		if enr != nil {
+			if c := enr.State().Cluster; c != nil {
+				b.clusterAPI.Store(&c.API)
+			}
+		}
 		if enr != nil && !trustStarted {
 			trustStarted = b.startTrust(ctx, sup, enr.State(), bootMAC, nics)
 		}

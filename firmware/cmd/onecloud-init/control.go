@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/onecloud-edu/onecloud/firmware/control"
+	"github.com/onecloud-edu/onecloud/firmware/netcfg"
+	"github.com/onecloud-edu/onecloud/firmware/netup"
+)
+
+// serveControl serves the control API (firmware/control) that the node
+// console uses, until ctx ends: network changes are tested and reverted
+// by netcfg, reboot and power-off take the power button's way out, and the
+// rest says it is not available yet. It starts after the inventory, whose
+// serial number confirms a factory reset.
+func (b *boot) serveControl(ctx context.Context, stop func(), nets *netup.Manager) {
+	tester := netcfg.New(netcfg.Config{
+		Network: nets,
+		Prober:  netcfg.TCPProber{Timeout: 2 * time.Second},
+		Cluster: func() string {
+			if api := b.clusterAPI.Load(); api != nil {
+				return hostPort(*api)
+			}
+			return probeTarget(b.opts.Server, nets.NICs())
+		},
+		Log: b.log,
+	})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { tester.Run(ctx) })
+	h := control.Handler(tester, &controlBox{b: b, stop: stop}, b.log)
+	if err := control.Serve(ctx, control.SocketPath, h, b.log); err != nil {
+		b.note("the node console cannot change this box: %v", err)
+	}
+}
+
+// probeTarget is the HOST:PORT a network change must still reach: the
+// cluster named by our bootstrap server's DHCP answer (option 43), else the
+// boot server (onecloud.server=, else option 43's URL), which the box needs
+// as much. "" when none is known: the gateway decides then. Once enrolment
+// names the cluster API (boot.clusterAPI), that is the target instead.
+func probeTarget(server string, nics []netup.NIC) string {
+	var boot string
+	for _, n := range nics {
+		if n.Lease == nil {
+			continue
+		}
+		if a := hostPort(n.Lease.Cluster); a != "" {
+			return a
+		}
+		if boot == "" {
+			boot = hostPort(n.Lease.BootServer)
+		}
+	}
+	if a := hostPort(server); a != "" {
+		return a
+	}
+	return boot
+}
+
+// hostPort reads "http(s)://HOST[:PORT]" or "HOST:PORT".
+func hostPort(s string) string {
+	if s == "" {
+		return ""
+	}
+	if !strings.Contains(s, "://") {
+		if h, p, err := net.SplitHostPort(s); err == nil && h != "" && p != "" {
+			return s
+		}
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Hostname() == "" {
+		return ""
+	}
+	port := u.Port()
+	switch {
+	case port != "":
+	case u.Scheme == "https":
+		port = "443"
+	case u.Scheme == "http":
+		port = "80"
+	default:
+		return ""
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// controlBox is what the console may ask of the boot flow.
+type controlBox struct {
+	b    *boot
+	stop func() // ends the boot flow; main then reboots or powers off
+}
+
+func (c *controlBox) Serial() string { return c.b.inv.DMI.Serial }
+
+// Reboot and PowerOff go the power button's way: flag, stop, and main
+// takes the box down once the services stopped.
+func (c *controlBox) Reboot(context.Context) error {
+	c.b.step("the console asked for a reboot: stopping services and rebooting")
+	c.b.reboot.Store(true)
+	c.stop()
+	return nil
+}
+
+func (c *controlBox) PowerOff(context.Context) error {
+	c.b.step("the console asked for a power off: stopping services and powering off")
+	c.b.powerOff.Store(true)
+	c.stop()
+	return nil
+}
+
+func notYet(what string) error {
+	return fmt.Errorf("%s: %w", what, control.ErrNotAvailable)
+}
+
+func (c *controlBox) SetServers(context.Context, control.Servers) error {
+	return notYet("keeping servers for the next enrolment")
+}
+func (c *controlBox) Reenrol(context.Context) error { return notYet("re-enrolment") }
+func (c *controlBox) RequestRole(context.Context, string) error {
+	return notYet("asking for another role")
+}
+func (c *controlBox) FactoryReset(context.Context) error { return notYet("factory reset") }
+func (c *controlBox) Rollback(context.Context) error     { return notYet("rollback to the previous image") }
