@@ -400,6 +400,11 @@ func shortCommit(c string) string {
 	return c
 }
 
+// MenuActivePath, while it exists, says a node console menu is open on a
+// serial console: the firmware then stops drawing this status screen on
+// the console, which would draw over the menu.
+const MenuActivePath = "/run/onecloud/console-active"
+
 // StatePath is where the firmware keeps the State it last drew, as JSON,
 // for the node console (a process of its own) to show. Only root reads
 // it: it holds the console PIN's hash from the cluster.

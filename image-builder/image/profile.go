@@ -34,9 +34,10 @@ const (
 // Onecloud is the image every box boots.
 func Onecloud() Profile {
 	// Our own programs. onecloud-init is the firmware that u-root's init
-	// hands over to; it starts noded.
+	// hands over to; it starts noded and the node console.
 	cmds := []string{
 		module + "/firmware/cmd/onecloud-init",
+		module + "/firmware/cmd/onecloud-console",
 		module + "/noded/cmd/noded",
 	}
 	// u-root's init and shell, and the few tools a technician at the

@@ -30,6 +30,12 @@ const Prefix = "pbkdf2-sha256$"
 // terminal's CPU.
 const DefaultIterations = 100_000
 
+// The iterations a hash may say: a hash with more would stall a console.
+const (
+	minIterations = 1_000
+	maxIterations = 10_000_000
+)
+
 // CheckPIN says what is wrong with a PIN a technician chose: 4 to 8 digits,
 // as on a phone.
 func CheckPIN(pin string) error {
@@ -40,20 +46,26 @@ func CheckPIN(pin string) error {
 }
 
 // Hash makes the hash of pin with a new random salt.
-func Hash(pin string) (string, error) {
+func Hash(pin string) (string, error) { return HashWith(pin, DefaultIterations) }
+
+// HashWith is Hash at another cost (tests use the lowest, 1,000).
+func HashWith(pin string, iterations int) (string, error) {
 	if err := CheckPIN(pin); err != nil {
 		return "", err
+	}
+	if iterations < minIterations || iterations > maxIterations {
+		return "", fmt.Errorf("console PIN hash: %d iterations (want %d to %d)", iterations, minIterations, maxIterations)
 	}
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	sum, err := pbkdf2.Key(sha256.New, pin, salt, DefaultIterations, sha256.Size)
+	sum, err := pbkdf2.Key(sha256.New, pin, salt, iterations, sha256.Size)
 	if err != nil {
 		return "", err
 	}
 	enc := base64.RawStdEncoding
-	return fmt.Sprintf("%s%d$%s$%s", Prefix, DefaultIterations, enc.EncodeToString(salt), enc.EncodeToString(sum)), nil
+	return fmt.Sprintf("%s%d$%s$%s", Prefix, iterations, enc.EncodeToString(salt), enc.EncodeToString(sum)), nil
 }
 
 // Parsed is a hash taken apart.
@@ -70,7 +82,7 @@ func Parse(hash string) (Parsed, error) {
 		return Parsed{}, errors.New("not a console PIN hash (want pbkdf2-sha256$ITERATIONS$SALT$HASH)")
 	}
 	iter, err := strconv.Atoi(parts[0])
-	if err != nil || iter < 1_000 || iter > 10_000_000 {
+	if err != nil || iter < minIterations || iter > maxIterations {
 		return Parsed{}, fmt.Errorf("console PIN hash: %q iterations (want 1,000 to 10,000,000)", parts[0])
 	}
 	enc := base64.RawStdEncoding

@@ -24,6 +24,7 @@ import (
 	"github.com/onecloud-edu/onecloud/firmware/modload"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
 	"github.com/onecloud-edu/onecloud/firmware/power"
+	"github.com/onecloud-edu/onecloud/firmware/screen"
 	"github.com/onecloud-edu/onecloud/firmware/supervise"
 	"github.com/onecloud-edu/onecloud/hw"
 	"github.com/onecloud-edu/onecloud/internal/atomicfile"
@@ -103,6 +104,7 @@ func (b *boot) run(ctx context.Context) error {
 			b.note("cannot start noded: %v", err)
 		}
 	}
+	b.startConsoles(ctx, sup)
 
 	// The rest of the drivers (KVM, graphics, crypto) wait until the box is
 	// ready, or a while if it cannot get ready (no network): nothing on the
@@ -123,6 +125,26 @@ func (b *boot) run(ctx context.Context) error {
 	<-netDone
 	sup.Wait()
 	return nil
+}
+
+// startConsoles starts the node console on each terminal of onecloud.menu,
+// supervised: one that dies is started again, and the boot never waits for
+// it.
+func (b *boot) startConsoles(ctx context.Context, sup *supervise.Supervisor) {
+	if len(b.opts.Menu) == 0 {
+		return
+	}
+	bin, err := exec.LookPath("onecloud-console")
+	if err != nil {
+		b.note("the node console is not in this image: %v", err)
+		return
+	}
+	os.Remove(screen.MenuActivePath) // a menu left open by a console that died
+	for _, tty := range b.opts.Menu {
+		if err := sup.Start(ctx, supervise.Service{Name: "console-" + tty, Path: bin, Args: []string{"-tty", tty}}); err != nil {
+			b.note("cannot start the node console on %s: %v", tty, err)
+		}
+	}
 }
 
 // step prints a boot step with the time since the kernel started, which is

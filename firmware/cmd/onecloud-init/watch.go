@@ -108,8 +108,10 @@ func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor
 			continue // waiting for noded's answer; nothing new to show
 		}
 		dirty, lastDraw = false, time.Now()
-		if err := screen.Render(b.console, st); err != nil {
-			b.log.Warn("drawing status screen", "err", err)
+		if _, err := os.Stat(screen.MenuActivePath); err != nil { // no console menu open on the console
+			if err := screen.Render(b.console, st); err != nil {
+				b.log.Warn("drawing status screen", "err", err)
+			}
 		}
 		if err := screen.Save(screen.StatePath, st); err != nil {
 			b.log.Debug("the node console will not see this state", "err", err)

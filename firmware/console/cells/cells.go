@@ -118,9 +118,9 @@ func (f *Frame) Put(x, y int, s string, fg, bg Color, bold bool) int {
 			break
 		}
 		i := y*f.Cols + x
-		f.Cells[i] = Cell{R: r, FG: fg, BG: bg, Bold: bold, Wide: w == 2}
+		f.set(i, Cell{R: r, FG: fg, BG: bg, Bold: bold, Wide: w == 2})
 		if w == 2 {
-			f.Cells[i+1] = Cell{R: ' ', FG: fg, BG: bg, Bold: bold, Continuation: true}
+			f.set(i+1, Cell{R: ' ', FG: fg, BG: bg, Bold: bold, Continuation: true})
 		}
 		x += w
 	}
@@ -131,9 +131,24 @@ func (f *Frame) Put(x, y int, s string, fg, bg Color, bold bool) int {
 func (f *Frame) Fill(x, y, w, h int, r rune, fg, bg Color) {
 	for row := max(y, 0); row < min(y+h, f.Rows); row++ {
 		for col := max(x, 0); col < min(x+w, f.Cols); col++ {
-			f.Cells[row*f.Cols+col] = Cell{R: r, FG: fg, BG: bg}
+			f.set(row*f.Cols+col, Cell{R: r, FG: fg, BG: bg})
 		}
 	}
+}
+
+// set writes cell i; a wide rune it cuts in half is blanked whole, so that
+// no half of a Chinese character is left to shift the rest of the row.
+func (f *Frame) set(i int, c Cell) {
+	old := f.Cells[i]
+	if old.Continuation && !c.Continuation && i%f.Cols > 0 {
+		head := &f.Cells[i-1]
+		*head = Cell{R: ' ', FG: head.FG, BG: head.BG}
+	}
+	if old.Wide && !(c.Wide && i+1 < len(f.Cells)) && i%f.Cols < f.Cols-1 {
+		tail := &f.Cells[i+1]
+		*tail = Cell{R: ' ', FG: tail.FG, BG: tail.BG}
+	}
+	f.Cells[i] = c
 }
 
 // Text is the frame as plain text, one line per row with trailing blanks

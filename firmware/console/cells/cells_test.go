@@ -41,3 +41,22 @@ func TestPut(t *testing.T) {
 		t.Errorf("a wide rune at the edge: %q", got)
 	}
 }
+
+// Writing over half of a Chinese character blanks the other half.
+func TestOverwriteHalf(t *testing.T) {
+	f := New(6, 1)
+	f.Put(0, 0, "状态", White, Black, false)
+	f.Put(1, 0, "x", White, Black, false) // over the continuation of 状
+	if got := f.Text(); got != " x态\n" {
+		t.Errorf("over a continuation: %q", got)
+	}
+	f.Put(2, 0, "y", White, Black, false) // over the head of 态
+	if got := f.Text(); got != " xy\n" {
+		t.Errorf("over a head: %q", got)
+	}
+	for i, c := range f.Cells {
+		if c.Continuation && (i == 0 || !f.Cells[i-1].Wide) {
+			t.Errorf("cell %d is a continuation of nothing", i)
+		}
+	}
+}
