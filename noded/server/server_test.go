@@ -20,6 +20,7 @@ import (
 	"github.com/onecloud-edu/onecloud/bootstrap"
 	"github.com/onecloud-edu/onecloud/bootstrap/enrolapi"
 	"github.com/onecloud-edu/onecloud/bootstrap/machines"
+	"github.com/onecloud-edu/onecloud/internal/pinhash"
 	"github.com/onecloud-edu/onecloud/noded/api"
 	"github.com/onecloud-edu/onecloud/noded/attest/attesttest"
 	"github.com/onecloud-edu/onecloud/noded/cluster"
@@ -482,5 +483,34 @@ func TestDeclare(t *testing.T) {
 	}
 	if len(list) != 1 {
 		t.Errorf("machines after one good and two bad declarations: %+v", list)
+	}
+}
+
+// The console settings take only a PIN hash of the right form and a known
+// language; a change of one keeps the other.
+func TestConsoleSettingsValidation(t *testing.T) {
+	e := servertest.Start(t)
+	c := e.Client(t, &e.Admin)
+	ctx := context.Background()
+	hash, err := pinhash.HashWith("1357", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []api.ConsoleSettings{{PINHash: "1357"}, {PINHash: "pbkdf2-sha256$1$AA$AA"}, {Lang: "fr"}} {
+		var se *api.StatusError
+		if _, err := c.SetConsole(ctx, bad); !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+			t.Errorf("SetConsole(%+v) = %v, want 400", bad, err)
+		}
+	}
+	if _, err := c.SetConsole(ctx, api.ConsoleSettings{PINHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := c.SetConsole(ctx, api.ConsoleSettings{Lang: "en"})
+	if err != nil || cs.PINHash != hash || cs.Lang != "en" || cs.SetBy != "li" {
+		t.Errorf("after setting the language: %+v, %v", cs, err)
+	}
+	// Nothing refused was kept.
+	if got, err := c.Console(ctx); err != nil || got.PINHash != hash {
+		t.Errorf("Console = %+v, %v", got, err)
 	}
 }
