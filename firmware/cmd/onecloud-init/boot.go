@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 
 	"github.com/onecloud-edu/onecloud/firmware/cmdline"
+	"github.com/onecloud-edu/onecloud/firmware/control"
 	"github.com/onecloud-edu/onecloud/firmware/modload"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
 	"github.com/onecloud-edu/onecloud/firmware/power"
@@ -50,6 +51,11 @@ type boot struct {
 	// clusterAPI is the cluster API an approved enrolment named: what a
 	// network change from the console must still reach.
 	clusterAPI atomic.Pointer[string]
+	// servers are the boot server and cluster address set at the console,
+	// used from the next enrolment; reenrol asks the watch loop to enrol
+	// again.
+	servers atomic.Pointer[control.Servers]
+	reenrol chan struct{}
 
 	mu    sync.Mutex
 	notes []string // shown on the status screen; added to from several goroutines

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/onecloud-edu/onecloud/firmware/cmdline"
+	"github.com/onecloud-edu/onecloud/firmware/control"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
 	"github.com/onecloud-edu/onecloud/hw"
 )
@@ -89,6 +90,7 @@ func TestEnrolConfig(t *testing.T) {
 		nics        []netup.NIC
 		server, mac string
 		notes       int
+		console     string // the boot server set at the node console
 	}{
 		{
 			name:   "command line wins over DHCP; boot MAC is the first NIC with an address",
@@ -107,6 +109,12 @@ func TestEnrolConfig(t *testing.T) {
 			mac:  mac0, notes: 1,
 		},
 		{
+			name:    "the boot server set at the console wins over the command line and DHCP",
+			line:    "onecloud.server=http://10.9.9.9",
+			nics:    []netup.NIC{bound("eth0", mac0, srv)},
+			console: "http://10.8.8.8:8080", server: "http://10.8.8.8:8080", mac: mac0,
+		},
+		{
 			name: "neither",
 			nics: []netup.NIC{{Name: "eth0", MAC: mac0, Phase: netup.PhaseStatic, Lease: &netup.Lease{}}},
 			mac:  mac0,
@@ -118,6 +126,9 @@ func TestEnrolConfig(t *testing.T) {
 				t.Fatal(warn)
 			}
 			b := &boot{opts: opts, log: slog.New(slog.DiscardHandler)}
+			if tc.console != "" {
+				b.servers.Store(&control.Servers{Boot: tc.console})
+			}
 			rebooted := false
 			c := b.enrolConfig(tc.nics, func() { rebooted = true })
 			if c.Server != tc.server || c.BootMAC != tc.mac {

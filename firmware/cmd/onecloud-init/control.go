@@ -120,10 +120,27 @@ func notYet(what string) error {
 	return fmt.Errorf("%s: %w", what, control.ErrNotAvailable)
 }
 
-func (c *controlBox) SetServers(context.Context, control.Servers) error {
-	return notYet("keeping servers for the next enrolment")
+// SetServers keeps the boot server and the cluster address for the next
+// enrolment (Reenrol starts one); an empty one is learnt again from the
+// command line and DHCP. They last until the box reboots.
+func (c *controlBox) SetServers(_ context.Context, s control.Servers) error {
+	c.b.servers.Store(&s)
+	if s.Cluster != "" {
+		c.b.clusterAPI.Store(&s.Cluster)
+	}
+	c.b.step("the console set the boot server to %q and the cluster to %q, used from the next enrolment", s.Boot, s.Cluster)
+	return nil
 }
-func (c *controlBox) Reenrol(context.Context) error { return notYet("re-enrolment") }
+
+// Reenrol asks the boot server again, as at the first time online.
+func (c *controlBox) Reenrol(context.Context) error {
+	select {
+	case c.b.reenrol <- struct{}{}:
+		c.b.step("the console asked to enrol again")
+	default: // one is on its way already
+	}
+	return nil
+}
 func (c *controlBox) RequestRole(context.Context, string) error {
 	return notYet("asking for another role")
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"net/netip"
+	"strings"
 	"testing"
 
+	"github.com/onecloud-edu/onecloud/firmware/control"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
 )
 
@@ -29,5 +32,34 @@ func TestProbeTarget(t *testing.T) {
 				t.Errorf("probeTarget = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// The console's servers are kept for the next enrolment, and a re-enrolment
+// asked twice before the watch loop takes it is one.
+func TestControlServersAndReenrol(t *testing.T) {
+	var console strings.Builder
+	b := &boot{console: &console, reenrol: make(chan struct{}, 1)}
+	c := &controlBox{b: b}
+	ctx := context.Background()
+	if err := c.SetServers(ctx, control.Servers{Boot: "http://10.8.8.8:8080", Cluster: "https://10.8.8.9:9443"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.servers.Load(); s == nil || s.Boot != "http://10.8.8.8:8080" {
+		t.Errorf("servers kept: %+v", s)
+	}
+	if api := b.clusterAPI.Load(); api == nil || hostPort(*api) != "10.8.8.9:9443" {
+		t.Errorf("the cluster a network change must reach: %v", api)
+	}
+	for range 2 {
+		if err := c.Reenrol(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(b.reenrol) != 1 {
+		t.Errorf("%d re-enrolments queued, want 1", len(b.reenrol))
+	}
+	if !strings.Contains(console.String(), "enrol again") {
+		t.Errorf("console: %q", console.String())
 	}
 }

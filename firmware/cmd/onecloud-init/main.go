@@ -37,7 +37,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	b := &boot{opts: opts, cmdline: string(raw), console: console, log: log}
+	b := &boot{opts: opts, cmdline: string(raw), console: console, log: log, reenrol: make(chan struct{}, 1)}
 	for _, w := range warnings {
 		b.note("kernel command line: %s", w)
 	}

@@ -30,6 +30,8 @@ func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor
 	var enr *enrol.Client
 	var enrChanged <-chan struct{}
 	bootMAC := ""
+	stopEnrol := func() {}
+	defer func() { stopEnrol() }()
 	trustStarted := false
 	// The node certificate's status as noded attest last wrote it.
 	var att *nodecert.Status
@@ -54,6 +56,14 @@ func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor
 			dirty = true
 		case <-enrChanged:
 			dirty = true
+		case <-b.reenrol:
+			// The console asked to enrol again (with the boot server it
+			// may have set): the running client stops, and a new one
+			// starts below, as at the first time online.
+			if enr != nil {
+				stopEnrol()
+				enr, enrChanged, dirty = nil, nil, true
+			}
 		case <-tick.C:
 		}
 		if !netsListed {
@@ -67,8 +77,11 @@ func (b *boot) watch(ctx context.Context, stop func(), sup *supervise.Supervisor
 			bootMAC = cfg.BootMAC
 			enr = enrol.New(cfg)
 			enrChanged = enr.Changed()
+			enrCtx, cancel := context.WithCancel(ctx)
+			stopEnrol = cancel
+			client := enr
 			wg.Go(func() {
-				if err := enr.Run(ctx); err != nil {
+				if err := client.Run(enrCtx); err != nil {
 					b.note("enrolment stopped: %v", err)
 				}
 			})
@@ -189,6 +202,9 @@ func dhcpHostname(nics []netup.NIC) string {
 // whose DHCP answer named the server, else the first NIC with an address.
 func (b *boot) enrolConfig(nics []netup.NIC, reboot func()) enrol.Config {
 	server, mac := b.opts.Server, ""
+	if s := b.servers.Load(); s != nil && s.Boot != "" {
+		server = s.Boot // set at the console: it wins over the command line and DHCP
+	}
 	for _, n := range nics {
 		if n.Lease == nil || (n.Phase != netup.PhaseBound && n.Phase != netup.PhaseStatic) {
 			continue
@@ -196,7 +212,7 @@ func (b *boot) enrolConfig(nics []netup.NIC, reboot func()) enrol.Config {
 		if mac == "" {
 			mac = n.MAC
 		}
-		if b.opts.Server != "" || n.Lease.BootServer == "" || server != "" {
+		if server != "" || n.Lease.BootServer == "" {
 			continue
 		}
 		if err := cmdline.CheckServer(n.Lease.BootServer); err != nil {
