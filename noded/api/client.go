@@ -209,6 +209,14 @@ func (c *Client) AddRelease(ctx context.Context, req ReleaseRequest) (Release, e
 	return r, err
 }
 
+// RequestRole asks, as a node (with its node certificate), for another
+// role; the technician decides.
+func (c *Client) RequestRole(ctx context.Context, role Role) (Machine, error) {
+	var m Machine
+	err := c.do(ctx, http.MethodPost, Path(RoleRequestRoute), RoleRequest{Role: role}, &m)
+	return m, err
+}
+
 // Console reads the node console's settings.
 func (c *Client) Console(ctx context.Context) (ConsoleSettings, error) {
 	var cs ConsoleSettings

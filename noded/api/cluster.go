@@ -26,6 +26,7 @@ const (
 	NodesRoute         = "GET /v1/nodes"                  // admin: NodeList
 	RemoveNodeRoute    = "DELETE /v1/nodes/{name}"        // admin: 204; a server node leaves etcd too
 	SelfRoute          = "GET /v1/self"                   // node: its own Node
+	RoleRequestRoute   = "POST /v1/self/role-request"     // node: RoleRequest -> Machine (the request recorded)
 	MachinesRoute      = "GET /v1/machines"               // admin: MachineList
 	MachineRoute       = "GET /v1/machines/{id}"          // admin: Machine, with its inventory
 	ApproveRoute       = "POST /v1/machines/{id}/approve" // admin: ApproveRequest -> Machine
@@ -152,6 +153,10 @@ type Machine struct {
 	// TPM without a manufacturer certificate.
 	EKHash      string             `json:"ek_hash,omitempty"`
 	Attestation *AttestationStatus `json:"attestation,omitempty"`
+	// RequestedRole is a role the box asked for from its console, waiting
+	// for the technician (`occtl approve ID -role R` grants it).
+	RequestedRole Role      `json:"requested_role,omitempty"`
+	RequestedAt   time.Time `json:"requested_at,omitzero"`
 	// Inventory is left out of lists; MachineRoute returns it.
 	Inventory *hw.Inventory `json:"inventory,omitempty"`
 }
@@ -179,6 +184,11 @@ type ClusterMember struct {
 	RaftTerm   uint64     `json:"raft_term"`
 	DBSize     int64      `json:"db_size"`
 	Error      string     `json:"error,omitempty"`
+}
+
+// RoleRequest is a box asking, from its console, to become another role.
+type RoleRequest struct {
+	Role Role `json:"role"`
 }
 
 // ConsoleSettings are the node console's settings for every box, handed

@@ -140,6 +140,8 @@ func (s *Server) doApprove(ctx context.Context, id string, req api.ApproveReques
 		}
 		m.State, m.Role, m.School, m.DecidedBy = enrolapi.Approved, req.Role, req.School, "admin:"+caller
 		m.EKHash = ek
+		// An approval answers the box's request for a role, whichever.
+		m.RequestedRole, m.RequestedAt = "", time.Time{}
 		if !m.Conflict {
 			m.Reason = ""
 		}
@@ -286,6 +288,35 @@ func (s *Server) self(w http.ResponseWriter, r *http.Request, caller string) {
 		n = s.nodeView(n, s.memberRoles(r.Context()), s.now())
 	}
 	s.reply(w, r, n, err)
+}
+
+// requestRole records a box's request, from its console, for another
+// role. The box names itself by its node certificate; only the technician
+// grants the role (occtl approve), so a request changes nothing else.
+func (s *Server) requestRole(w http.ResponseWriter, r *http.Request, caller string) {
+	var req api.RoleRequest
+	if err := s.readJSON(w, r, maxAdminBody, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if !machines.ValidRole(string(req.Role)) {
+		writeError(w, badRequest("role %q: want server, vdi, idv or tci", req.Role))
+		return
+	}
+	m, err := update(r.Context(), s.state.machines, caller, func(m *api.Machine, exists bool) error {
+		if !exists {
+			return notFound("no machine %q", caller)
+		}
+		if m.State != enrolapi.Approved {
+			return &httpError{http.StatusForbidden, fmt.Sprintf("machine %s is %s, not approved", caller, m.State)}
+		}
+		m.RequestedRole, m.RequestedAt = req.Role, s.now().UTC()
+		return nil
+	})
+	if err == nil {
+		s.log.Info("a box asks for another role", "machine", caller, "role", req.Role, "now", m.Role, "addr", r.RemoteAddr)
+	}
+	s.reply(w, r, m, err)
 }
 
 func (s *Server) removeNode(w http.ResponseWriter, r *http.Request, caller string) {

@@ -261,6 +261,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(api.NodesRoute, s.admin(s.listNodes))
 	mux.HandleFunc(api.RemoveNodeRoute, s.admin(s.removeNode))
 	mux.HandleFunc(api.SelfRoute, s.node(s.self))
+	mux.HandleFunc(api.RoleRequestRoute, s.node(s.requestRole))
 	mux.HandleFunc(api.MachinesRoute, s.admin(s.listMachines))
 	mux.HandleFunc(api.MachineRoute, s.admin(s.showMachine))
 	mux.HandleFunc(api.ApproveRoute, s.admin(s.approve))

@@ -514,3 +514,35 @@ func TestConsoleSettingsValidation(t *testing.T) {
 		t.Errorf("Console = %+v, %v", got, err)
 	}
 }
+
+// A box asks from its console for another role; the request waits on the
+// machine for the technician, and an approval answers it.
+func TestRoleRequest(t *testing.T) {
+	e := servertest.Start(t)
+	ctx := context.Background()
+	admin := e.Client(t, &e.Admin)
+	m, err := admin.Declare(ctx, api.DeclareRequest{MAC: "52:54:00:00:07:01", ApproveRequest: api.ApproveRequest{Role: api.RoleVDI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeCert := servertest.Pair(t, e.CA, pki.Identity{Kind: pki.Node, Name: m.ID})
+	box := e.Client(t, &nodeCert)
+	got, err := box.RequestRole(ctx, api.RoleTCI)
+	if err != nil || got.RequestedRole != api.RoleTCI || got.Role != api.RoleVDI || got.RequestedAt.IsZero() {
+		t.Fatalf("RequestRole = %+v, %v; want the request recorded and the role unchanged", got, err)
+	}
+	var se *api.StatusError
+	if _, err := box.RequestRole(ctx, "printer"); !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+		t.Errorf("an unknown role: %v, want 400", err)
+	}
+	if _, err := admin.RequestRole(ctx, api.RoleTCI); !errors.As(err, &se) || se.Status != http.StatusForbidden {
+		t.Errorf("an administrator asking as a node: %v, want 403", err)
+	}
+	other := servertest.Pair(t, e.CA, pki.Identity{Kind: pki.Node, Name: "oc-525400000799"})
+	if _, err := e.Client(t, &other).RequestRole(ctx, api.RoleTCI); !errors.As(err, &se) || se.Status != http.StatusNotFound {
+		t.Errorf("a node no machine knows: %v, want 404", err)
+	}
+	if m, err := admin.Approve(ctx, m.ID, api.ApproveRequest{Role: api.RoleTCI}); err != nil || m.RequestedRole != "" || m.Role != api.RoleTCI {
+		t.Errorf("after the approval: %+v, %v", m, err)
+	}
+}

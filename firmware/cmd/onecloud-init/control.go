@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +16,9 @@ import (
 	"github.com/onecloud-edu/onecloud/firmware/control"
 	"github.com/onecloud-edu/onecloud/firmware/netcfg"
 	"github.com/onecloud-edu/onecloud/firmware/netup"
+	"github.com/onecloud-edu/onecloud/noded/api"
+	"github.com/onecloud-edu/onecloud/noded/nodecert"
+	"github.com/onecloud-edu/onecloud/noded/pki"
 )
 
 // serveControl serves the control API (firmware/control) that the node
@@ -141,8 +148,41 @@ func (c *controlBox) Reenrol(context.Context) error {
 	}
 	return nil
 }
-func (c *controlBox) RequestRole(context.Context, string) error {
-	return notYet("asking for another role")
+
+// RequestRole asks the cluster, with this box's node certificate, for
+// another role; the technician grants it (occtl approve), and the box then
+// reboots into it at its next enrolment.
+func (c *controlBox) RequestRole(ctx context.Context, role string) error {
+	server := c.b.clusterAPI.Load()
+	if server == nil {
+		return fmt.Errorf("asking for another role: this box knows no cluster yet (it learns it once approved): %w", control.ErrNotRunning)
+	}
+	certDir := nodeCertDir
+	if c.b.opts.Role == "server" {
+		certDir = pki.Dir(serverState)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(certDir, nodecert.CertFile), filepath.Join(certDir, nodecert.KeyFile))
+	if err != nil {
+		return fmt.Errorf("asking for another role needs this box's node certificate, which it has once attested: %w", err)
+	}
+	caPEM, err := os.ReadFile(clusterCAPath)
+	if err != nil {
+		return fmt.Errorf("the cluster CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("the cluster CA in %s is not a PEM certificate", clusterCAPath)
+	}
+	client, err := api.NewClient(api.ClientConfig{Server: *server, CA: pool, Certificate: &cert, Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if _, err := client.RequestRole(ctx, api.Role(role)); err != nil {
+		return fmt.Errorf("asking the cluster for role %s: %w", role, err)
+	}
+	c.b.step("the console asked the cluster for role %s; the technician decides (occtl approve)", role)
+	return nil
 }
 func (c *controlBox) FactoryReset(context.Context) error { return notYet("factory reset") }
 func (c *controlBox) Rollback(context.Context) error     { return notYet("rollback to the previous image") }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -61,5 +62,14 @@ func TestControlServersAndReenrol(t *testing.T) {
 	}
 	if !strings.Contains(console.String(), "enrol again") {
 		t.Errorf("console: %q", console.String())
+	}
+}
+
+// A box that knows no cluster yet cannot ask it for a role, and says so.
+func TestRequestRoleBeforeTheCluster(t *testing.T) {
+	c := &controlBox{b: &boot{reenrol: make(chan struct{}, 1)}}
+	err := c.RequestRole(context.Background(), "tci")
+	if !errors.Is(err, control.ErrNotRunning) || !strings.Contains(err.Error(), "knows no cluster yet") {
+		t.Errorf("RequestRole before enrolment = %v", err)
 	}
 }

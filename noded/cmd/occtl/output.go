@@ -103,6 +103,9 @@ func printMachines(out io.Writer, asJSON bool, ms []api.Machine) error {
 		if a := m.Attestation; a != nil && !a.Accepted && note == "" {
 			note = a.Text
 		}
+		if m.RequestedRole != "" && note == "" {
+			note = fmt.Sprintf("asks for role %s (occtl approve %s -role %s)", m.RequestedRole, m.ID, m.RequestedRole)
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.State, dash(string(m.Role)), dash(m.School), dash(m.Serial),
 			dash(m.Addr), when(m.LastSeen), attestation(m.Attestation), note)
 	}
@@ -137,6 +140,9 @@ func printMachine(out io.Writer, asJSON bool, m api.Machine) error {
 	row("last seen", when(m.LastSeen))
 	row("EK hash", m.EKHash)
 	row("attestation", attestation(m.Attestation))
+	if m.RequestedRole != "" {
+		row("asks for role", fmt.Sprintf("%s, since %s", m.RequestedRole, when(m.RequestedAt)))
+	}
 	if a := m.Attestation; a != nil && !a.Accepted {
 		row("refused at", when(a.At))
 		row("why", a.Text)
