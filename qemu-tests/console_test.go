@@ -162,6 +162,23 @@ func TestConsole(t *testing.T) {
 	send("\x1b", "\x1b")
 	see("the address before it back on the status screen", `(?m)^ eth0 .* 10\.77\.31\.77/24 +static`, time.Minute)
 
+	// Diagnostics: the lab's gateway and DHCP server answer, the TPM passes
+	// its self-test.
+	send(keyEnter)
+	see("the PIN screen for the diagnostics", `console PIN`, consoleWait)
+	send(pin, keyEnter)
+	see("the admin menu for the diagnostics", `Network settings`, consoleWait)
+	send("5")
+	see("the diagnostics screen", `run diagnostics`, consoleWait)
+	send("r")
+	scr := see("the diagnostics done", `(?m)^ +(OK|FAIL) +TPM self-test`, 2*consoleWait)
+	for _, want := range []string{`(?m)^ +OK +ping gateway`, `(?m)^ +OK +DHCP probe +eth0 .*offers 10\.77\.31\.`, `(?m)^ +OK +TPM self-test`} {
+		if !regexp.MustCompile(want).MatchString(scr) {
+			t.Errorf("diagnostics: no %q in\n%s", want, scr)
+		}
+	}
+	send("\x1b", "\x1b")
+
 	// The box's own screen: Chinese, drawn on the framebuffer. Esc leaves
 	// the admin menu; the screen's console shows the status all along.
 	checkScreen(t, vm)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 
 	"github.com/onecloud-edu/onecloud/firmware/console/ui"
 	"github.com/onecloud-edu/onecloud/firmware/control"
@@ -131,9 +132,7 @@ func (c *console) diagnose(ctx context.Context) {
 			}
 			return name + " -> " + strings.Join(addrs, ","), nil
 		}},
-		{ui.DiagDHCP, "", func(context.Context) (string, error) {
-			return "", fmt.Errorf("not available in this firmware yet")
-		}},
+		{ui.DiagDHCP, dhcpNIC(st), func(ctx context.Context) (string, error) { return dhcpProbe(ctx, dhcpNIC(st)) }},
 		{ui.DiagDisk, "/sys/block", diskHealth},
 		{ui.DiagTPM, "/dev/tpmrm0", tpmSelfTest},
 	}
@@ -152,6 +151,35 @@ func (c *console) diagnose(ctx context.Context) {
 		}
 		c.gatherer.setDiagnostics(append([]ui.DiagResult(nil), results...))
 	}
+}
+
+// dhcpNIC is the NIC to probe for a DHCP server: the first with a link.
+func dhcpNIC(st ui.Status) string {
+	for _, n := range st.NICs {
+		if n.Up {
+			return n.Name
+		}
+	}
+	return ""
+}
+
+// dhcpProbe asks, on iface, whether a DHCP server answers: a DISCOVER and
+// its OFFER, never a REQUEST, so that nothing is taken from the pool and
+// the box's own address stays as it is.
+func dhcpProbe(ctx context.Context, iface string) (string, error) {
+	if iface == "" {
+		return "", fmt.Errorf("no NIC with a link")
+	}
+	c, err := nclient4.New(iface, nclient4.WithTimeout(3*time.Second), nclient4.WithRetry(1))
+	if err != nil {
+		return "", fmt.Errorf("open a DHCP socket on %s: %w", iface, err)
+	}
+	defer c.Close()
+	offer, err := c.DiscoverOffer(ctx)
+	if err != nil {
+		return "", fmt.Errorf("no DHCP server answered on %s: %w", iface, err)
+	}
+	return fmt.Sprintf("%s offers %s", offer.ServerIdentifier(), offer.YourIPAddr), nil
 }
 
 // diskHealth reads each disk's state from /sys: a SCSI/SATA disk that the
