@@ -49,6 +49,10 @@ type State struct {
 	// Notes are short lines worth a technician's eye (failed modules,
 	// unknown command-line options, inventory problems).
 	Notes []string
+	// ServiceLog holds the services' latest warnings and errors ("noded:
+	// level=WARN msg=..."), oldest first, for the node console's log view;
+	// this screen does not draw them.
+	ServiceLog []string `json:",omitempty"`
 }
 
 // Render writes the status screen.

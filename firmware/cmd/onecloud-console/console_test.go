@@ -135,3 +135,21 @@ func TestIsScreen(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceLine(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		level string
+		text  string
+		at    time.Time
+	}{
+		{`noded: time=2026-11-28T08:00:01Z level=WARN msg="status API slow" took=3s`, ui.LevelWarn, `noded: "status API slow" took=3s`, t0.Add(time.Second)},
+		{`attest: time=2026-11-28T08:00:02.5Z level=ERROR msg=refused reason=image-not-released`, ui.LevelError, `attest: refused reason=image-not-released`, t0.Add(2500 * time.Millisecond)},
+		{`console-tty1: supervisor: console-tty1 exited after 1s; restarting in 2s`, ui.LevelWarn, `console-tty1: supervisor: console-tty1 exited after 1s; restarting in 2s`, t0},
+	} {
+		got := serviceLine(tc.in, t0)
+		if got.Level != tc.level || got.Text != tc.text || !got.Time.Equal(tc.at) {
+			t.Errorf("serviceLine(%q) = %+v, want %s %q at %v", tc.in, got, tc.level, tc.text, tc.at)
+		}
+	}
+}

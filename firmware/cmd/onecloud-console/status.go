@@ -74,7 +74,32 @@ func fromFirmware(fw screen.State) ui.Status {
 	for _, n := range fw.Notes {
 		st.Log = append(st.Log, ui.LogLine{Time: fw.Now, Level: ui.LevelWarn, Text: n})
 	}
+	for _, l := range fw.ServiceLog {
+		st.Log = append(st.Log, serviceLine(l, fw.Now))
+	}
 	return st
+}
+
+// serviceLine reads a service's log line as the firmware kept it
+// ("noded: time=2026-11-28T08:00:00Z level=WARN msg=..."): its level, its
+// time when it says one, the rest as text.
+func serviceLine(l string, now time.Time) ui.LogLine {
+	ll := ui.LogLine{Time: now, Level: ui.LevelWarn, Text: l}
+	if strings.Contains(l, "level=ERROR") {
+		ll.Level = ui.LevelError
+	}
+	name, rest, ok := strings.Cut(l, ": ")
+	if !ok {
+		return ll
+	}
+	if ts, after, ok := strings.Cut(strings.TrimPrefix(rest, "time="), " "); ok && strings.HasPrefix(rest, "time=") {
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			ll.Time, rest = t, after
+		}
+	}
+	rest = strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(rest, "level=WARN "), "level=ERROR "), "msg=")
+	ll.Text = name + ": " + rest
+	return ll
 }
 
 // consoleSettings are the PIN hash and language the console uses: the

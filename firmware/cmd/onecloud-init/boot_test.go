@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +145,18 @@ func TestEnrolConfig(t *testing.T) {
 				t.Errorf("%d notes (%q), want %d", n, b.currentNotes(), tc.notes)
 			}
 		})
+	}
+}
+
+func TestImportant(t *testing.T) {
+	got := important("noded", []string{
+		`time=x level=INFO msg=started`,
+		`time=x level=WARN msg="slow"`,
+		`supervisor: noded exited after 2s; restarting in 1s`,
+		`time=x level=ERROR msg=broken`,
+	})
+	want := []string{`noded: time=x level=WARN msg="slow"`, `noded: supervisor: noded exited after 2s; restarting in 1s`, `noded: time=x level=ERROR msg=broken`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("important = %q, want %q", got, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -149,6 +150,12 @@ func (b *boot) state(ctx context.Context, sup *supervise.Supervisor, nics []netu
 		Services:  sup.States(),
 		Notes:     b.currentNotes(),
 	}
+	for _, svc := range st.Services {
+		st.ServiceLog = append(st.ServiceLog, important(svc.Name, sup.Logs(svc.Name, 200))...)
+	}
+	if n := len(st.ServiceLog); n > maxServiceLog {
+		st.ServiceLog = st.ServiceLog[n-maxServiceLog:]
+	}
 	st.Hostname, _ = os.Hostname()
 	if !b.opts.Noded {
 		st.NodedErr = "off (onecloud.noded=0)"
@@ -185,6 +192,21 @@ func (b *boot) attestation(last *nodecert.Status) (*nodecert.Status, bool) {
 		fmt.Fprintf(b.console, "onecloud: attestation %s\n", screen.Attestation(a, time.Now()))
 	}
 	return &a, true
+}
+
+// maxServiceLog bounds the service lines the console gets.
+const maxServiceLog = 40
+
+// important keeps a service's warnings, errors and the supervisor's own
+// lines (restarts), named by the service.
+func important(name string, lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.HasPrefix(l, "supervisor:") {
+			out = append(out, name+": "+l)
+		}
+	}
+	return out
 }
 
 func dhcpHostname(nics []netup.NIC) string {
