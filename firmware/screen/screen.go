@@ -21,6 +21,7 @@ import (
 	"github.com/onecloud-edu/onecloud/hw"
 	"github.com/onecloud-edu/onecloud/internal/atomicfile"
 	"github.com/onecloud-edu/onecloud/internal/release"
+	"github.com/onecloud-edu/onecloud/internal/units"
 	"github.com/onecloud-edu/onecloud/noded/localapi"
 	"github.com/onecloud-edu/onecloud/noded/nodecert"
 )
@@ -108,7 +109,7 @@ func Render(w io.Writer, s State) error {
 
 	if s.Inventory != nil {
 		for _, d := range s.Inventory.Disks {
-			fmt.Fprintf(&b, "   disk %-8s %9s %s\n", clip(d.Name, 8), size(d.SizeBytes), clip(diskKind(d), Width-26))
+			fmt.Fprintf(&b, "   disk %-8s %9s %s\n", clip(d.Name, 8), units.Bytes(d.SizeBytes), clip(diskKind(d), Width-26))
 		}
 		if len(s.Inventory.Disks) == 0 {
 			b.WriteString("   no disk (diskless terminal)\n")
@@ -330,19 +331,6 @@ func tpmLine(t hw.TPM) string {
 		}
 	}
 	return s
-}
-
-func size(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // short writes a lease time the way a technician says it: 1h, 30m, 90s.

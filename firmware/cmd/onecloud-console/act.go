@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -100,8 +101,8 @@ func (c *console) diagnose(ctx context.Context) {
 			if st.Gateway.Address == "" {
 				return "", fmt.Errorf("no gateway known")
 			}
-			if rr := probe(ctx, net.JoinHostPort(st.Gateway.Address, "53")); rr.State != ui.ReachOK && !strings.Contains(rr.Error, "refused") {
-				return "", fmt.Errorf("%s", rr.Error)
+			if r := gatewayReach(ctx, st.Gateway.Address); r.State != ui.ReachOK {
+				return "", errors.New(r.Error)
 			}
 			return "answers", nil
 		}},
@@ -109,8 +110,8 @@ func (c *console) diagnose(ctx context.Context) {
 			if st.Cluster.Address == "" {
 				return "", fmt.Errorf("no cluster known yet (enrolment names it)")
 			}
-			if rr := probe(ctx, st.Cluster.Address); rr.State != ui.ReachOK {
-				return "", fmt.Errorf("%s", rr.Error)
+			if r := probe(ctx, st.Cluster.Address); r.State != ui.ReachOK {
+				return "", errors.New(r.Error)
 			}
 			return "answers", nil
 		}},

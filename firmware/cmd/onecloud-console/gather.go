@@ -96,15 +96,7 @@ func merge(known, probed ui.Reach) ui.Reach {
 func (g *gatherer) probe(ctx context.Context, gateway, cluster string) {
 	var gw, cl ui.Reach
 	if gateway != "" {
-		// A gateway is reached when its DNS port answers, even with a
-		// refusal: the way there works.
-		gw = ui.Reach{Address: gateway, State: ui.ReachOK}
-		start := time.Now()
-		if err := (netcfg.TCPProber{Timeout: 2 * time.Second}).Probe(ctx, net.JoinHostPort(gateway, "53")); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
-			gw.State, gw.Error = ui.ReachFail, err.Error()
-		} else {
-			gw.RTT = time.Since(start)
-		}
+		gw = gatewayReach(ctx, gateway)
 	}
 	if cluster != "" {
 		cl = probe(ctx, cluster)
@@ -112,6 +104,20 @@ func (g *gatherer) probe(ctx context.Context, gateway, cluster string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.gateway, g.cluster, g.lastProbe, g.probing = gw, cl, time.Now(), false
+}
+
+// gatewayReach says whether a gateway answers on its DNS port; a refusal
+// is an answer too: the way there works (the firmware's network tester
+// judges a change the same way).
+func gatewayReach(ctx context.Context, gateway string) ui.Reach {
+	r := ui.Reach{Address: gateway, State: ui.ReachOK}
+	start := time.Now()
+	if err := (netcfg.TCPProber{Timeout: 2 * time.Second}).Probe(ctx, net.JoinHostPort(gateway, "53")); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+		r.State, r.Error = ui.ReachFail, err.Error()
+		return r
+	}
+	r.RTT = time.Since(start)
+	return r
 }
 
 // pending is the control API's network change as the model shows it.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/onecloud-edu/onecloud/firmware/console/cells"
 	"github.com/onecloud-edu/onecloud/firmware/console/qr"
+	"github.com/onecloud-edu/onecloud/internal/units"
 )
 
 type style struct {
@@ -560,7 +561,7 @@ func (m *Model) diskRow() row {
 	var parts []string
 	worst := bOK
 	for _, d := range m.st.Disks {
-		p := d.Name + " " + bytes(d.Size)
+		p := d.Name + " " + units.Bytes(d.Size)
 		if d.Total > 0 {
 			p += " " + m.tf(mDiskUsed, int(100*d.Used/d.Total))
 		}
@@ -601,20 +602,7 @@ func (m *Model) usage(u Usage) string {
 	if u.Total == 0 {
 		return "-"
 	}
-	return m.tf(mUsage, bytes(u.Used), bytes(u.Total), int(100*u.Used/u.Total))
-}
-
-func bytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for v := n / unit; v >= unit; v /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return m.tf(mUsage, units.Bytes(u.Used), units.Bytes(u.Total), int(100*u.Used/u.Total))
 }
 
 // millis words a short time in ASCII (Duration.String writes µs).
