@@ -67,7 +67,8 @@ func (c *console) do(ctx context.Context, a ui.Action) (string, error) {
 		_, err := c.ctl.RequestRole(ctx, a.Role)
 		return "request role " + a.Role, err
 	case ui.RunDiagnostics:
-		go c.diagnose(context.WithoutCancel(ctx))
+		// The status is taken here: the main loop goes on replacing it.
+		go c.diagnose(context.WithoutCancel(ctx), c.status)
 		return "diagnostics started", nil
 	case ui.Rollback:
 		_, err := c.ctl.Rollback(ctx)
@@ -90,8 +91,7 @@ func (c *console) do(ctx context.Context, a ui.Action) (string, error) {
 // diagnose runs the diagnostics one after another, each result shown as it
 // comes: the gateway and the cluster answer, DNS resolves, the disks are
 // healthy (from /sys), the TPM passes its self-test.
-func (c *console) diagnose(ctx context.Context) {
-	st := c.status
+func (c *console) diagnose(ctx context.Context, st ui.Status) {
 	type check struct {
 		name, target string
 		run          func(context.Context) (string, error)
